@@ -1,0 +1,646 @@
+//! The loop itself. One thread, one `mio::Poll`, edge-triggered sockets, one read buffer
+//! shared by every connection, and a sweep over deadlines (handshake, ping, close) that runs
+//! only when the earliest one is due.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{self, Read, Write};
+use std::net::Shutdown;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use crossbeam_channel::{Receiver, TryRecvError};
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Token};
+
+use super::connection::{Connection, Phase};
+use super::slots::{make_id, slot_of};
+use super::{Command, Shared};
+use crate::config::{BackpressurePolicy, ServerConfig};
+use crate::event::{ConnId, Event};
+use crate::http::static_files::{self, StaticResponse};
+use crate::protocol::decoder::{DecoderLimits, Incoming, Violation};
+use crate::protocol::encoder::{close_frame, ping_frame, pong_frame};
+use crate::protocol::handshake::{accept_response, choose_protocol, parse_request, RequestHead};
+
+pub const WAKER: Token = Token(0);
+const LISTENER: Token = Token(1);
+const FIRST_CONN: usize = 2;
+
+/// Shared read buffer size; also the most read from one socket before others get a turn.
+const READ_BUFFER: usize = 64 * 1024;
+const READ_BUDGET: usize = 4 * READ_BUFFER;
+
+struct Entry {
+    generation: u32,
+    conn: Option<Connection>,
+}
+
+pub struct EventLoop {
+    poll: Poll,
+    listener: Option<TcpListener>,
+    shared: Arc<Shared>,
+    commands: Receiver<Command>,
+    config: ServerConfig,
+    static_root: Option<PathBuf>,
+    limits: DecoderLimits,
+    entries: Vec<Entry>,
+    free: Vec<usize>,
+    live: usize,
+    topics: HashMap<Arc<str>, HashSet<ConnId>>,
+    read_buf: Box<[u8]>,
+    incoming: Vec<Incoming>,
+    events: Vec<Event>,
+    dirty: Vec<usize>,
+    read_again: Vec<usize>,
+    recipients: Vec<usize>,
+    next_sweep: Option<Instant>,
+    stopping: Option<Instant>,
+}
+
+impl EventLoop {
+    pub fn new(
+        poll: Poll,
+        listener: TcpListener,
+        shared: Arc<Shared>,
+        commands: Receiver<Command>,
+        config: ServerConfig,
+        static_root: Option<PathBuf>,
+    ) -> Self {
+        let limits = DecoderLimits {
+            max_message_size: config.max_message_size,
+            max_frame_size: config.max_frame_size,
+        };
+        EventLoop {
+            poll,
+            listener: Some(listener),
+            shared,
+            commands,
+            config,
+            static_root,
+            limits,
+            entries: Vec::new(),
+            free: Vec::new(),
+            live: 0,
+            topics: HashMap::new(),
+            read_buf: vec![0u8; READ_BUFFER].into_boxed_slice(),
+            incoming: Vec::new(),
+            events: Vec::new(),
+            dirty: Vec::new(),
+            read_again: Vec::new(),
+            recipients: Vec::new(),
+            next_sweep: None,
+            stopping: None,
+        }
+    }
+
+    pub fn run(mut self) {
+        let mut ready = Events::with_capacity(1024);
+        loop {
+            let now = Instant::now();
+            let timeout = if self.read_again.is_empty() {
+                self.next_sweep.into_iter().chain(self.stopping).min().map(|t| t.saturating_duration_since(now))
+            } else {
+                Some(Duration::ZERO)
+            };
+            if let Err(e) = self.poll.poll(&mut ready, timeout) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                break;
+            }
+            let now = Instant::now();
+            for event in ready.iter() {
+                match event.token() {
+                    WAKER => self.drain_commands(now),
+                    LISTENER => self.accept(now),
+                    Token(token) => {
+                        let slot = token - FIRST_CONN;
+                        if event.is_readable() || event.is_read_closed() || event.is_error() {
+                            self.on_readable(slot, now);
+                        }
+                        if event.is_writable() {
+                            self.mark_dirty(slot);
+                        }
+                    }
+                }
+            }
+            for slot in std::mem::take(&mut self.read_again) {
+                self.on_readable(slot, now);
+            }
+            if self.next_sweep.is_some_and(|t| now >= t) {
+                self.sweep(now);
+            }
+            self.flush_dirty();
+            if let Some(deadline) = self.stopping {
+                if self.live == 0 || now >= deadline {
+                    self.abort_all();
+                    self.shared.events.push_batch(&mut self.events);
+                    break;
+                }
+            }
+            self.shared.events.push_batch(&mut self.events);
+        }
+        self.shared.events.close();
+    }
+
+    // ---- host commands -------------------------------------------------------------------
+
+    fn drain_commands(&mut self, now: Instant) {
+        self.shared.wake_pending.store(false, Ordering::Release);
+        loop {
+            match self.commands.try_recv() {
+                Ok(command) => self.execute(command, now),
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => return,
+            }
+        }
+    }
+
+    fn execute(&mut self, command: Command, now: Instant) {
+        match command {
+            Command::Send { conn, frame } => {
+                let slot = slot_of(conn);
+                if self.open_conn(conn).is_none() {
+                    // Counted by the host when it queued the frame; nobody will write it now.
+                    self.shared.table.slot(slot).buffered.fetch_sub(frame.len(), Ordering::AcqRel);
+                    return;
+                }
+                self.queue(slot, frame, true);
+                let over = self.open_conn(conn).is_some_and(|c| c.out.bytes > self.shared.max_buffered);
+                if over && self.shared.backpressure == BackpressurePolicy::Close {
+                    self.close_conn(slot, 1008, "send buffer full", now);
+                }
+            }
+            Command::Broadcast { frame, except } => {
+                let mut recipients = std::mem::take(&mut self.recipients);
+                recipients.extend(self.entries.iter().enumerate().filter_map(|(slot, e)| {
+                    e.conn.as_ref().filter(|c| c.is_open() && c.id != except).map(|_| slot)
+                }));
+                for &slot in &recipients {
+                    self.deliver(slot, &frame, now);
+                }
+                recipients.clear();
+                self.recipients = recipients;
+            }
+            Command::Publish { topic, frame } => {
+                let mut recipients = std::mem::take(&mut self.recipients);
+                if let Some(members) = self.topics.get(&topic) {
+                    recipients.extend(members.iter().map(|&id| slot_of(id)));
+                }
+                for &slot in &recipients {
+                    self.deliver(slot, &frame, now);
+                }
+                recipients.clear();
+                self.recipients = recipients;
+            }
+            Command::Subscribe { conn, topic } => {
+                if let Some(c) = self.open_conn_mut(conn) {
+                    if !c.topics.contains(&topic) {
+                        c.topics.push(topic.clone());
+                        self.topics.entry(topic).or_default().insert(conn);
+                    }
+                }
+            }
+            Command::Unsubscribe { conn, topic } => {
+                if let Some(c) = self.open_conn_mut(conn) {
+                    if let Some(i) = c.topics.iter().position(|t| *t == topic) {
+                        c.topics.swap_remove(i);
+                        self.leave_topic(&topic, conn);
+                    }
+                }
+            }
+            Command::Close { conn, code, reason } => {
+                if self.open_conn(conn).is_some() {
+                    self.close_conn(slot_of(conn), code, &reason, now);
+                }
+            }
+            Command::Stop { deadline } => self.begin_stop(deadline, now),
+        }
+    }
+
+    fn open_conn(&self, conn: ConnId) -> Option<&Connection> {
+        self.entries.get(slot_of(conn))?.conn.as_ref().filter(|c| c.id == conn && c.is_open())
+    }
+
+    fn open_conn_mut(&mut self, conn: ConnId) -> Option<&mut Connection> {
+        self.entries.get_mut(slot_of(conn))?.conn.as_mut().filter(|c| c.id == conn && c.is_open())
+    }
+
+    /// Queues a shared frame for one recipient of a broadcast/publish, applying backpressure.
+    fn deliver(&mut self, slot: usize, frame: &Bytes, now: Instant) {
+        let Some(conn) = self.entries[slot].conn.as_ref().filter(|c| c.is_open()) else { return };
+        if conn.out.bytes > 0 && conn.out.bytes + frame.len() > self.shared.max_buffered {
+            match self.shared.backpressure {
+                BackpressurePolicy::Block => {
+                    self.shared.counters.dropped_deliveries.fetch_add(1, Ordering::Relaxed);
+                }
+                BackpressurePolicy::Close => self.close_conn(slot, 1008, "send buffer full", now),
+            }
+            return;
+        }
+        self.queue(slot, frame.clone(), false);
+    }
+
+    /// Appends a frame to a connection's queue. `counted`: the host already added it to the
+    /// slot's `buffered`.
+    fn queue(&mut self, slot: usize, frame: Bytes, counted: bool) {
+        if !counted {
+            self.shared.table.slot(slot).buffered.fetch_add(frame.len(), Ordering::AcqRel);
+        }
+        if let Some(conn) = self.entries[slot].conn.as_mut() {
+            conn.out.push(frame);
+        }
+        self.mark_dirty(slot);
+    }
+
+    /// Server-initiated close of an open connection: send the close frame, wait for the reply.
+    fn close_conn(&mut self, slot: usize, code: u16, reason: &str, now: Instant) {
+        let deadline = now + self.config.close_timeout;
+        self.leave_open(slot);
+        self.queue(slot, close_frame(Some(code), reason), false);
+        if let Some(conn) = self.entries[slot].conn.as_mut() {
+            conn.phase = Phase::Closing { deadline, code, reason: reason.to_owned() };
+        }
+        self.schedule(deadline);
+    }
+
+    fn begin_stop(&mut self, deadline: Instant, now: Instant) {
+        self.stopping = Some(deadline);
+        if let Some(mut listener) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut listener);
+        }
+        for slot in 0..self.entries.len() {
+            match self.entries[slot].conn.as_ref().map(|c| &c.phase) {
+                Some(Phase::Handshake { .. }) => self.remove(slot),
+                Some(Phase::Open) => {
+                    self.close_conn(slot, 1001, "server stopping", now);
+                    if let Some(Connection { phase: Phase::Closing { deadline: d, .. }, .. }) =
+                        self.entries[slot].conn.as_mut()
+                    {
+                        *d = deadline;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// At the stop deadline: whatever is left is dropped, the host told.
+    fn abort_all(&mut self) {
+        for slot in 0..self.entries.len() {
+            if let Some(conn) = self.entries[slot].conn.as_ref() {
+                let (code, reason) = match &conn.phase {
+                    Phase::Closing { code, reason, .. } => (*code, reason.clone()),
+                    _ => (1001, "server stopped".to_owned()),
+                };
+                if conn.announced && !matches!(conn.phase, Phase::Finishing { .. }) {
+                    self.events.push(Event::Close { conn: conn.id, code, reason, clean: false });
+                }
+                self.remove(slot);
+            }
+        }
+    }
+
+    // ---- sockets ---------------------------------------------------------------------------
+
+    fn accept(&mut self, now: Instant) {
+        loop {
+            let Some(listener) = self.listener.as_ref() else { return };
+            let (mut stream, peer) = match listener.accept() {
+                Ok(accepted) => accepted,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted || e.kind() == io::ErrorKind::ConnectionAborted => continue,
+                // Out of descriptors and the like: the kernel keeps the connection queued.
+                Err(_) => return,
+            };
+            if self.live >= self.config.max_connections {
+                let refusal = static_files::error_response(503, "too many connections");
+                let _ = stream.write(&[refusal.head, refusal.body].concat());
+                continue;
+            }
+            let _ = stream.set_nodelay(true);
+            let slot = match self.free.pop() {
+                Some(slot) => slot,
+                None => {
+                    self.entries.push(Entry { generation: 1, conn: None });
+                    self.entries.len() - 1
+                }
+            };
+            let token = Token(slot + FIRST_CONN);
+            if self.poll.registry().register(&mut stream, token, Interest::READABLE | Interest::WRITABLE).is_err() {
+                self.free.push(slot);
+                continue;
+            }
+            let deadline = now + self.config.handshake_timeout;
+            let id = make_id(slot, self.entries[slot].generation);
+            self.entries[slot].conn = Some(Connection::new(id, stream, peer, now, deadline));
+            self.live += 1;
+            self.schedule(deadline);
+        }
+    }
+
+    fn on_readable(&mut self, slot: usize, now: Instant) {
+        let mut budget = READ_BUDGET;
+        let mut buf = std::mem::take(&mut self.read_buf);
+        loop {
+            let Some(conn) = self.entries.get_mut(slot).and_then(|e| e.conn.as_mut()) else { break };
+            match conn.stream.read(&mut buf) {
+                Ok(0) => {
+                    self.on_disconnect(slot);
+                    break;
+                }
+                Ok(n) => {
+                    conn.last_seen = now;
+                    conn.ping_sent = None;
+                    self.on_bytes(slot, &buf[..n], now);
+                    if n >= budget {
+                        self.read_again.push(slot);
+                        break;
+                    }
+                    budget -= n;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    self.on_disconnect(slot);
+                    break;
+                }
+            }
+        }
+        self.read_buf = buf;
+    }
+
+    fn on_bytes(&mut self, slot: usize, data: &[u8], now: Instant) {
+        let Some(conn) = self.entries[slot].conn.as_mut() else { return };
+        match &mut conn.phase {
+            Phase::Handshake { request, .. } => {
+                request.extend_from_slice(data);
+                match parse_request(request, self.config.max_header_bytes) {
+                    RequestHead::Partial => {}
+                    RequestHead::Upgrade { request: upgrade, consumed } => {
+                        let early_frames = request.split_off(consumed);
+                        let protocol = choose_protocol(&self.config.subprotocols, &upgrade.protocols).map(str::to_owned);
+                        let response = accept_response(&upgrade.key, protocol.as_deref());
+                        conn.phase = Phase::Open;
+                        conn.announced = true;
+                        let (id, peer) = (conn.id, conn.peer);
+                        self.queue(slot, Bytes::from(response), false);
+                        self.shared.table.slot(slot).id.store(id, Ordering::Release);
+                        self.events.push(Event::Open {
+                            conn: id,
+                            peer,
+                            path: upgrade.path,
+                            protocol,
+                            headers: upgrade.headers,
+                        });
+                        if !self.config.ping_interval.is_zero() {
+                            self.schedule(now + self.config.ping_interval);
+                        }
+                        if !early_frames.is_empty() {
+                            self.on_frames(slot, &early_frames, now);
+                        }
+                    }
+                    RequestHead::Http { method, target } => {
+                        let response = match &self.static_root {
+                            Some(root) => static_files::respond(root, &method, &target, self.config.max_static_file_bytes),
+                            None => static_files::upgrade_required(),
+                        };
+                        self.respond_and_finish(slot, response, now);
+                    }
+                    RequestHead::Refuse { status: 426, .. } => {
+                        self.respond_and_finish(slot, static_files::upgrade_required(), now)
+                    }
+                    RequestHead::Refuse { status, reason } => {
+                        self.respond_and_finish(slot, static_files::error_response(status, reason), now)
+                    }
+                }
+            }
+            Phase::Open | Phase::Closing { .. } => self.on_frames(slot, data, now),
+            Phase::Finishing { .. } => {}
+        }
+    }
+
+    fn respond_and_finish(&mut self, slot: usize, response: StaticResponse, now: Instant) {
+        self.queue(slot, Bytes::from(response.head), false);
+        if !response.body.is_empty() {
+            self.queue(slot, Bytes::from(response.body), false);
+        }
+        self.finish(slot, now);
+    }
+
+    /// Decodes WebSocket traffic and acts on it.
+    fn on_frames(&mut self, slot: usize, data: &[u8], now: Instant) {
+        let Some(conn) = self.entries[slot].conn.as_mut() else { return };
+        let mut incoming = std::mem::take(&mut self.incoming);
+        let outcome = conn.decoder.feed(data, &self.limits, &mut incoming);
+        let id = conn.id;
+        for item in incoming.drain(..) {
+            let Some(conn) = self.entries[slot].conn.as_mut() else { break };
+            let open = match &conn.phase {
+                Phase::Open => true,
+                Phase::Closing { .. } => false,
+                _ => break,
+            };
+            match item {
+                Incoming::Message { is_text, data } if open => {
+                    self.events.push(Event::Message { conn: id, data, is_text })
+                }
+                Incoming::Message { .. } => {}
+                Incoming::Ping(payload) if open => self.queue(slot, pong_frame(&payload), false),
+                Incoming::Ping(_) => {}
+                Incoming::Pong(_) => conn.ping_sent = None,
+                Incoming::Close(status) => {
+                    if open {
+                        // The peer closes: echo its code, report it, hang up after the reply.
+                        let (code, reason) = status.clone().unwrap_or((1005, String::new()));
+                        self.leave_open(slot);
+                        self.queue(slot, close_frame(status.map(|(c, _)| c), ""), false);
+                        self.events.push(Event::Close { conn: id, code, reason, clean: true });
+                    } else if let Phase::Closing { code, reason, .. } = std::mem::replace(&mut conn.phase, Phase::Open) {
+                        self.events.push(Event::Close { conn: id, code, reason, clean: true });
+                    }
+                    self.finish(slot, now);
+                }
+            }
+        }
+        self.incoming = incoming;
+        if let Err(violation) = outcome {
+            self.fail(slot, violation, now);
+        }
+    }
+
+    /// The peer broke the protocol: close with the prescribed code and stop listening to it.
+    fn fail(&mut self, slot: usize, violation: Violation, now: Instant) {
+        let Some(conn) = self.entries[slot].conn.as_mut() else { return };
+        let id = conn.id;
+        match std::mem::replace(&mut conn.phase, Phase::Open) {
+            Phase::Open => {
+                self.leave_open(slot);
+                self.queue(slot, close_frame(Some(violation.code), violation.reason), false);
+                self.events.push(Event::Close {
+                    conn: id,
+                    code: violation.code,
+                    reason: violation.reason.to_owned(),
+                    clean: false,
+                });
+            }
+            Phase::Closing { code, reason, .. } => {
+                self.events.push(Event::Close { conn: id, code, reason, clean: false })
+            }
+            other => conn.phase = other,
+        }
+        self.finish(slot, now);
+    }
+
+    /// Enters `Finishing`: flush, FIN, wait for the peer to hang up (bounded).
+    fn finish(&mut self, slot: usize, now: Instant) {
+        let deadline = now + self.config.close_timeout;
+        if let Some(conn) = self.entries[slot].conn.as_mut() {
+            conn.phase = Phase::Finishing { deadline };
+        }
+        self.mark_dirty(slot);
+        self.schedule(deadline);
+    }
+
+    /// EOF or a socket error.
+    fn on_disconnect(&mut self, slot: usize) {
+        let Some(conn) = self.entries[slot].conn.as_ref() else { return };
+        let report = match &conn.phase {
+            Phase::Open => Some((1006, "connection lost".to_owned())),
+            Phase::Closing { code, reason, .. } => Some((*code, reason.clone())),
+            _ => None,
+        };
+        if let Some((code, reason)) = report {
+            self.events.push(Event::Close { conn: conn.id, code, reason, clean: false });
+        }
+        self.remove(slot);
+    }
+
+    fn mark_dirty(&mut self, slot: usize) {
+        if let Some(conn) = self.entries.get_mut(slot).and_then(|e| e.conn.as_mut()) {
+            if !conn.dirty {
+                conn.dirty = true;
+                self.dirty.push(slot);
+            }
+        }
+    }
+
+    fn flush_dirty(&mut self) {
+        let mut dirty = std::mem::take(&mut self.dirty);
+        for &slot in &dirty {
+            self.flush(slot);
+        }
+        dirty.clear();
+        self.dirty = dirty;
+    }
+
+    fn flush(&mut self, slot: usize) {
+        let Some(conn) = self.entries[slot].conn.as_mut() else { return };
+        conn.dirty = false;
+        let written = match conn.out.flush(&mut conn.stream) {
+            Ok(n) => n,
+            Err(_) => return self.on_disconnect(slot),
+        };
+        if written > 0 {
+            let shared = self.shared.table.slot(slot);
+            let left = shared.buffered.fetch_sub(written, Ordering::AcqRel) - written;
+            if left <= self.shared.max_buffered / 2 && conn.is_open() && shared.blocked.swap(false, Ordering::AcqRel) {
+                self.events.push(Event::Drain { conn: conn.id });
+            }
+        }
+        if conn.out.is_empty() && !conn.write_shut && matches!(conn.phase, Phase::Finishing { .. }) {
+            conn.write_shut = true;
+            let _ = conn.stream.shutdown(Shutdown::Write);
+        }
+    }
+
+    /// The connection stops being open for the host: sends now fail, topics are left.
+    fn leave_open(&mut self, slot: usize) {
+        let Some(conn) = self.entries[slot].conn.as_mut() else { return };
+        let id = conn.id;
+        let _ = self.shared.table.slot(slot).id.compare_exchange(id, 0, Ordering::AcqRel, Ordering::Acquire);
+        for topic in std::mem::take(&mut conn.topics) {
+            self.leave_topic(&topic, id);
+        }
+    }
+
+    fn leave_topic(&mut self, topic: &Arc<str>, conn: ConnId) {
+        if let Some(members) = self.topics.get_mut(topic) {
+            members.remove(&conn);
+            if members.is_empty() {
+                self.topics.remove(topic);
+            }
+        }
+    }
+
+    fn remove(&mut self, slot: usize) {
+        self.leave_open(slot);
+        let Some(mut conn) = self.entries[slot].conn.take() else { return };
+        let _ = self.poll.registry().deregister(&mut conn.stream);
+        let dropped = conn.out.discard();
+        let shared = self.shared.table.slot(slot);
+        shared.buffered.fetch_sub(dropped, Ordering::AcqRel);
+        shared.blocked.store(false, Ordering::Release);
+        let entry = &mut self.entries[slot];
+        entry.generation = entry.generation.checked_add(1).unwrap_or(1);
+        self.free.push(slot);
+        self.live -= 1;
+    }
+
+    // ---- timers ----------------------------------------------------------------------------
+
+    fn schedule(&mut self, at: Instant) {
+        self.next_sweep = Some(self.next_sweep.map_or(at, |t| t.min(at)));
+    }
+
+    /// Acts on every due deadline and finds the next one.
+    fn sweep(&mut self, now: Instant) {
+        let mut next: Option<Instant> = None;
+        let ping_interval = self.config.ping_interval;
+        let pong_timeout = self.config.pong_timeout;
+        for slot in 0..self.entries.len() {
+            let Some(conn) = self.entries[slot].conn.as_mut() else { continue };
+            let due = match &conn.phase {
+                Phase::Handshake { deadline, .. } | Phase::Finishing { deadline } if now >= *deadline => {
+                    self.remove(slot);
+                    None
+                }
+                Phase::Closing { deadline, code, reason } if now >= *deadline => {
+                    self.events.push(Event::Close { conn: conn.id, code: *code, reason: reason.clone(), clean: false });
+                    self.remove(slot);
+                    None
+                }
+                Phase::Handshake { deadline, .. } | Phase::Finishing { deadline } | Phase::Closing { deadline, .. } => {
+                    Some(*deadline)
+                }
+                Phase::Open if ping_interval.is_zero() => None,
+                Phase::Open => match conn.ping_sent {
+                    Some(sent) if now >= sent + pong_timeout => {
+                        // The peer stopped answering: drop it without a handshake.
+                        self.events.push(Event::Close {
+                            conn: conn.id,
+                            code: 1006,
+                            reason: "ping timeout".to_owned(),
+                            clean: false,
+                        });
+                        self.remove(slot);
+                        None
+                    }
+                    Some(sent) => Some(sent + pong_timeout),
+                    None if now >= conn.last_seen + ping_interval => {
+                        conn.ping_sent = Some(now);
+                        self.queue(slot, ping_frame(b""), false);
+                        Some(now + pong_timeout)
+                    }
+                    None => Some(conn.last_seen + ping_interval),
+                },
+            };
+            if let Some(due) = due {
+                next = Some(next.map_or(due, |n| n.min(due)));
+            }
+        }
+        self.next_sweep = next;
+    }
+}

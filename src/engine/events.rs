@@ -1,0 +1,149 @@
+//! The event queue from the loop to the host, with a file descriptor that is readable exactly
+//! while events are waiting (or the server has stopped), for hosts that multiplex it in their
+//! own select/epoll/asyncio loop.
+
+use std::collections::VecDeque;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::event::Event;
+
+struct State {
+    events: VecDeque<Event>,
+    closed: bool,
+}
+
+pub struct EventQueue {
+    state: Mutex<State>,
+    ready: Condvar,
+    notify: NotifyFd,
+}
+
+impl EventQueue {
+    pub fn new() -> std::io::Result<Self> {
+        Ok(EventQueue {
+            state: Mutex::new(State { events: VecDeque::new(), closed: false }),
+            ready: Condvar::new(),
+            notify: NotifyFd::new()?,
+        })
+    }
+
+    pub fn fd(&self) -> RawFd {
+        self.notify.fd()
+    }
+
+    /// Appends a batch (emptying it). The host is woken only when the queue goes from empty
+    /// to non-empty: one syscall per batch at most, none while the host lags behind.
+    pub fn push_batch(&self, batch: &mut Vec<Event>) {
+        if batch.is_empty() {
+            return;
+        }
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let was_empty = state.events.is_empty();
+        state.events.extend(batch.drain(..));
+        if was_empty {
+            self.notify.set();
+            self.ready.notify_all();
+        }
+    }
+
+    /// Marks the queue finished: pollers drain what is left, then get `None`.
+    pub fn close(&self) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.closed = true;
+        self.notify.set();
+        self.ready.notify_all();
+    }
+
+    /// Moves up to `max` events into `out`, waiting up to `timeout` (`None`: forever) for the
+    /// first. Returns the number moved, or `None` once the queue is closed and empty.
+    pub fn poll(&self, out: &mut Vec<Event>, max: usize, timeout: Option<Duration>) -> Option<usize> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if !state.events.is_empty() {
+                let n = max.min(state.events.len());
+                out.extend(state.events.drain(..n));
+                if state.events.is_empty() && !state.closed {
+                    self.notify.clear();
+                }
+                return Some(n);
+            }
+            if state.closed {
+                return None;
+            }
+            state = match deadline {
+                None => self.ready.wait(state).unwrap_or_else(|e| e.into_inner()),
+                Some(deadline) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return Some(0);
+                    }
+                    self.ready.wait_timeout(state, deadline - now).unwrap_or_else(|e| e.into_inner()).0
+                }
+            };
+        }
+    }
+}
+
+/// A level-style readiness flag as a file descriptor (eventfd on Linux, a pipe elsewhere).
+struct NotifyFd {
+    read: OwnedFd,
+    #[cfg(not(target_os = "linux"))]
+    write: OwnedFd,
+}
+
+impl NotifyFd {
+    #[cfg(target_os = "linux")]
+    fn new() -> std::io::Result<Self> {
+        // SAFETY: eventfd returns a new descriptor or -1.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: fd is a fresh descriptor we own.
+        Ok(NotifyFd { read: unsafe { OwnedFd::from_raw_fd(fd) } })
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn new() -> std::io::Result<Self> {
+        let mut fds = [0; 2];
+        // SAFETY: pipe writes two descriptors into fds or fails.
+        if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        for fd in fds {
+            // SAFETY: fd is valid; making it non-blocking and close-on-exec.
+            unsafe {
+                libc::fcntl(fd, libc::F_SETFL, libc::O_NONBLOCK);
+                libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+            }
+        }
+        // SAFETY: fresh descriptors we own.
+        Ok(NotifyFd { read: unsafe { OwnedFd::from_raw_fd(fds[0]) }, write: unsafe { OwnedFd::from_raw_fd(fds[1]) } })
+    }
+
+    fn fd(&self) -> RawFd {
+        self.read.as_raw_fd()
+    }
+
+    fn set(&self) {
+        let one: u64 = 1;
+        #[cfg(target_os = "linux")]
+        let fd = self.read.as_raw_fd();
+        #[cfg(not(target_os = "linux"))]
+        let fd = self.write.as_raw_fd();
+        // SAFETY: writing 8 bytes from a valid buffer; failure (counter full) leaves it readable anyway.
+        unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
+    }
+
+    fn clear(&self) {
+        let mut buf = [0u8; 64];
+        // SAFETY: reading into a valid buffer from a non-blocking descriptor we own.
+        while unsafe { libc::read(self.read.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) } > 0 {
+            #[cfg(target_os = "linux")]
+            break;
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! The connection table shared between host threads and the loop: for every slot, the id of
+//! the connection that is open in it (0 when none) and the bytes queued for it. Host threads
+//! use it to refuse stale ids and full queues synchronously, without a round trip to the loop.
+//!
+//! Storage is chunked and allocated on first use, so a server configured for many
+//! connections pays only for the slots it has used.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::OnceLock;
+
+use crate::event::ConnId;
+
+const CHUNK: usize = 1024;
+const CHUNKS: usize = 1024;
+/// Most connection slots one server can have.
+pub const MAX_SLOTS: usize = CHUNK * CHUNKS;
+
+#[derive(Default)]
+pub struct SlotShared {
+    /// Id of the open connection in this slot, 0 when the slot holds none (or it is closing).
+    pub id: AtomicU64,
+    /// Bytes of frames accepted for this slot and not yet written or discarded. Every add has
+    /// exactly one matching subtract, whichever connection occupies the slot by then.
+    pub buffered: AtomicUsize,
+    /// A send was refused for a full queue; the loop reports `Drain` when it empties.
+    pub blocked: AtomicBool,
+}
+
+pub struct ConnTable {
+    chunks: Box<[OnceLock<Box<[SlotShared]>>]>,
+}
+
+pub fn slot_of(conn: ConnId) -> usize {
+    (conn & 0xffff_ffff) as usize
+}
+
+pub fn make_id(slot: usize, generation: u32) -> ConnId {
+    (u64::from(generation) << 32) | slot as u64
+}
+
+impl Default for ConnTable {
+    fn default() -> Self {
+        ConnTable { chunks: (0..CHUNKS).map(|_| OnceLock::new()).collect() }
+    }
+}
+
+impl ConnTable {
+    /// The slot's shared state, allocating its chunk on first use (loop side).
+    pub fn slot(&self, slot: usize) -> &SlotShared {
+        &self.chunks[slot / CHUNK].get_or_init(|| (0..CHUNK).map(|_| SlotShared::default()).collect())
+            [slot % CHUNK]
+    }
+
+    fn existing(&self, slot: usize) -> Option<&SlotShared> {
+        Some(&self.chunks.get(slot / CHUNK)?.get()?[slot % CHUNK])
+    }
+
+    /// The slot of `conn` if `conn` is open right now.
+    pub fn open(&self, conn: ConnId) -> Option<&SlotShared> {
+        self.existing(slot_of(conn)).filter(|s| conn != 0 && s.id.load(Ordering::Acquire) == conn)
+    }
+}

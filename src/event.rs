@@ -1,0 +1,43 @@
+//! Events the engine reports to the host, in order per connection:
+//! `Open`, then any number of `Message` (and `Drain`), then exactly one `Close`.
+
+use std::net::SocketAddr;
+
+/// A connection id: slot in the low 32 bits, generation in the high 32 bits, so an id is never
+/// reused during a server's life and a stale id never reaches another client. Never 0.
+pub type ConnId = u64;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The WebSocket handshake completed.
+    Open {
+        conn: ConnId,
+        peer: SocketAddr,
+        /// Request target: path with query string, e.g. `/chat?room=1`.
+        path: String,
+        /// The subprotocol the server chose, if any.
+        protocol: Option<String>,
+        /// The request headers, in the order received.
+        headers: Vec<(String, String)>,
+    },
+    /// A complete (reassembled) message; text is valid UTF-8.
+    Message { conn: ConnId, data: Vec<u8>, is_text: bool },
+    /// The connection ended. `clean`: the close handshake completed. `code` is the peer's code
+    /// when the peer closed (1005 when it gave none), the server's own when it closed (host
+    /// request, protocol violation 1002/1007/1009, stop 1001), and 1006 when TCP dropped.
+    Close { conn: ConnId, code: u16, reason: String, clean: bool },
+    /// The connection's send queue fell below half of `max_buffered_bytes` after a send was
+    /// refused with `WouldBlock`.
+    Drain { conn: ConnId },
+}
+
+impl Event {
+    pub fn conn(&self) -> ConnId {
+        match self {
+            Event::Open { conn, .. }
+            | Event::Message { conn, .. }
+            | Event::Close { conn, .. }
+            | Event::Drain { conn } => *conn,
+        }
+    }
+}

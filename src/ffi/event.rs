@@ -1,0 +1,132 @@
+//! `wsembed_event`: what `wsembed_server_poll` fills in, and the storage that keeps its
+//! pointers valid until the next poll.
+
+use std::ffi::{c_char, CString};
+
+use crate::event::Event;
+
+/// Kind of an event.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum wsembed_event_kind {
+    /// Handshake done: `path`, `peer`, `protocol`, `headers` are set.
+    WSEMBED_EVENT_OPEN = 1,
+    /// A whole text message (valid UTF-8) in `data`/`len`.
+    WSEMBED_EVENT_TEXT = 2,
+    /// A whole binary message in `data`/`len`.
+    WSEMBED_EVENT_BINARY = 3,
+    /// The connection ended: `close_code`, `clean`, reason in `data`/`len`. Last event of `conn`.
+    WSEMBED_EVENT_CLOSE = 4,
+    /// The send queue fell below half of `max_buffered_bytes` after a WOULD_BLOCK.
+    WSEMBED_EVENT_DRAIN = 5,
+}
+
+/// One request header of an OPEN event (both strings NUL-terminated).
+#[repr(C)]
+pub struct wsembed_header {
+    pub name: *const c_char,
+    pub value: *const c_char,
+}
+
+/// One event. Every pointer in it points into memory owned by the server and stays valid
+/// until the next `wsembed_server_poll` (or `wsembed_server_free`) on the same server; copy
+/// what you need to keep. Pointers not used by the event's kind are NULL.
+#[repr(C)]
+pub struct wsembed_event {
+    pub kind: wsembed_event_kind,
+    /// CLOSE: the close code (1005 if the peer sent none, 1006 if TCP dropped).
+    pub close_code: u16,
+    /// CLOSE: true when the close handshake completed.
+    pub clean: bool,
+    /// The connection this event is about (never 0).
+    pub conn: u64,
+    /// TEXT/BINARY: the message; CLOSE: the reason (UTF-8). `data[len]` is not part of it.
+    pub data: *const u8,
+    pub len: usize,
+    /// OPEN: request target with query string, NUL-terminated.
+    pub path: *const c_char,
+    /// OPEN: peer address "ip:port", NUL-terminated.
+    pub peer: *const c_char,
+    /// OPEN: chosen subprotocol, or NULL.
+    pub protocol: *const c_char,
+    /// OPEN: request headers in the order received.
+    pub headers: *const wsembed_header,
+    pub header_count: usize,
+}
+
+/// Owns what the last batch's pointers point to.
+#[derive(Default)]
+pub(crate) struct Batch {
+    pub events: Vec<Event>,
+    strings: Vec<CString>,
+    headers: Vec<Vec<wsembed_header>>,
+}
+
+// The raw pointers inside point into `strings`/`events`, owned by the same Batch.
+unsafe impl Send for Batch {}
+
+fn c_string(s: &str) -> CString {
+    CString::new(s.replace('\0', "")).unwrap_or_default()
+}
+
+impl Batch {
+    /// Forgets the previous batch (invalidating its pointers).
+    pub fn clear(&mut self) {
+        self.events.clear();
+        self.strings.clear();
+        self.headers.clear();
+    }
+
+    fn keep(&mut self, s: &str) -> *const c_char {
+        let c = c_string(s);
+        let ptr = c.as_ptr(); // stable: the CString's heap buffer does not move with the Vec
+        self.strings.push(c);
+        ptr
+    }
+
+    /// Describes event `i` of the batch for C.
+    pub fn describe(&mut self, i: usize) -> wsembed_event {
+        let mut out = wsembed_event {
+            kind: wsembed_event_kind::WSEMBED_EVENT_DRAIN,
+            close_code: 0,
+            clean: false,
+            conn: self.events[i].conn(),
+            data: std::ptr::null(),
+            len: 0,
+            path: std::ptr::null(),
+            peer: std::ptr::null(),
+            protocol: std::ptr::null(),
+            headers: std::ptr::null(),
+            header_count: 0,
+        };
+        match &self.events[i] {
+            Event::Open { peer, path, protocol, headers, .. } => {
+                let (peer, path, protocol) = (peer.to_string(), path.clone(), protocol.clone());
+                let headers = headers.clone();
+                out.kind = wsembed_event_kind::WSEMBED_EVENT_OPEN;
+                out.peer = self.keep(&peer);
+                out.path = self.keep(&path);
+                out.protocol = protocol.as_deref().map_or(std::ptr::null(), |p| self.keep(p));
+                let list: Vec<wsembed_header> =
+                    headers.iter().map(|(n, v)| wsembed_header { name: self.keep(n), value: self.keep(v) }).collect();
+                out.headers = list.as_ptr();
+                out.header_count = list.len();
+                self.headers.push(list);
+            }
+            Event::Message { data, is_text, .. } => {
+                out.kind = if *is_text { wsembed_event_kind::WSEMBED_EVENT_TEXT } else { wsembed_event_kind::WSEMBED_EVENT_BINARY };
+                out.data = data.as_ptr();
+                out.len = data.len();
+            }
+            Event::Close { code, reason, clean, .. } => {
+                out.kind = wsembed_event_kind::WSEMBED_EVENT_CLOSE;
+                out.close_code = *code;
+                out.clean = *clean;
+                out.data = reason.as_ptr();
+                out.len = reason.len();
+            }
+            Event::Drain { .. } => {}
+        }
+        out
+    }
+}

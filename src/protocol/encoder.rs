@@ -1,0 +1,82 @@
+//! Server-to-client frames. A frame is encoded once into an immutable [`Bytes`] that any
+//! number of connections can queue (broadcast and publish share one allocation).
+
+use bytes::Bytes;
+use tungstenite::protocol::frame::coding::{Control, Data, OpCode};
+use tungstenite::protocol::frame::FrameHeader;
+
+/// Kind of a data message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageKind {
+    Text,
+    Binary,
+}
+
+/// Largest close reason that fits a control frame (125 - 2 bytes of code).
+pub const MAX_CLOSE_REASON: usize = 123;
+
+fn encode(opcode: OpCode, parts: &[&[u8]]) -> Bytes {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    let header = FrameHeader { opcode, ..FrameHeader::default() };
+    let mut out = Vec::with_capacity(header.len(len as u64) + len);
+    header.format(len as u64, &mut out).expect("writing to a Vec cannot fail");
+    for part in parts {
+        out.extend_from_slice(part);
+    }
+    Bytes::from(out)
+}
+
+/// One unfragmented data frame carrying `payload`.
+pub fn message_frame(kind: MessageKind, payload: &[u8]) -> Bytes {
+    let opcode = match kind {
+        MessageKind::Text => OpCode::Data(Data::Text),
+        MessageKind::Binary => OpCode::Data(Data::Binary),
+    };
+    encode(opcode, &[payload])
+}
+
+pub fn ping_frame(payload: &[u8]) -> Bytes {
+    encode(OpCode::Control(Control::Ping), &[payload])
+}
+
+pub fn pong_frame(payload: &[u8]) -> Bytes {
+    encode(OpCode::Control(Control::Pong), &[payload])
+}
+
+/// A close frame; `code == None` sends an empty close payload. The reason is cut at a char
+/// boundary to fit a control frame.
+pub fn close_frame(code: Option<u16>, reason: &str) -> Bytes {
+    match code {
+        None => encode(OpCode::Control(Control::Close), &[]),
+        Some(code) => {
+            let reason = truncate_utf8(reason, MAX_CLOSE_REASON);
+            encode(OpCode::Control(Control::Close), &[&code.to_be_bytes(), reason.as_bytes()])
+        }
+    }
+}
+
+pub fn truncate_utf8(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_are_unmasked_and_length_encoded() {
+        assert_eq!(&message_frame(MessageKind::Text, b"hi")[..], &[0x81, 2, b'h', b'i']);
+        let big = message_frame(MessageKind::Binary, &[0u8; 300]);
+        assert_eq!(&big[..4], &[0x82, 126, 0x01, 0x2c]);
+        assert_eq!(big.len(), 304);
+        assert_eq!(&close_frame(Some(1001), "bye")[..], &[0x88, 5, 0x03, 0xe9, b'b', b'y', b'e']);
+        assert_eq!(close_frame(Some(1000), &"é".repeat(100)).len(), 2 + 2 + 122);
+    }
+}

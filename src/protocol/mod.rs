@@ -1,0 +1,7 @@
+//! The WebSocket protocol without sockets: upgrade requests, frame decoding and encoding.
+//! Everything here is driven by byte slices so it can be tested (and fuzzed) in isolation.
+
+pub mod decoder;
+pub mod encoder;
+pub mod handshake;
+pub mod utf8;

@@ -1,0 +1,214 @@
+//! The Rust API: [`Server`] owns the loop thread and the event queue; [`ServerHandle`] is the
+//! cheap, cloneable, thread-safe way to send, broadcast, publish and close from anywhere.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use mio::net::TcpListener;
+use tungstenite::protocol::frame::coding::CloseCode;
+
+use crate::config::{BackpressurePolicy, ServerConfig};
+use crate::engine::event_loop::{EventLoop, WAKER};
+use crate::engine::{Command, Shared};
+use crate::error::Error;
+use crate::event::{ConnId, Event};
+use crate::protocol::encoder::{message_frame, MessageKind, MAX_CLOSE_REASON};
+
+/// A running WebSocket server. Dropping it stops it (1 s grace period).
+pub struct Server {
+    handle: ServerHandle,
+    local_addr: SocketAddr,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// Listen backlog: large enough that a burst of thousands of connects is not refused.
+const BACKLOG: i32 = 4096;
+
+impl Server {
+    /// Binds the listening socket and starts the loop thread.
+    pub fn start(config: ServerConfig) -> Result<Server, Error> {
+        let addr = (config.host.as_str(), config.port)
+            .to_socket_addrs()
+            .map_err(|e| Error::InvalidArgument(format!("host {:?}: {e}", config.host)))?
+            .next()
+            .ok_or_else(|| Error::InvalidArgument(format!("host {:?} resolves to no address", config.host)))?;
+        let static_root = match &config.static_dir {
+            Some(dir) => Some(dir.canonicalize().map_err(|e| {
+                Error::InvalidArgument(format!("static_dir {}: {e}", dir.display()))
+            })?),
+            None => None,
+        };
+        let std_listener = std::net::TcpListener::bind(addr)?;
+        // SAFETY: re-listening on our own bound socket only raises its backlog.
+        unsafe { libc::listen(std_listener.as_raw_fd(), BACKLOG) };
+        std_listener.set_nonblocking(true)?;
+        let local_addr = std_listener.local_addr()?;
+        let mut listener = TcpListener::from_std(std_listener);
+
+        let poll = mio::Poll::new()?;
+        poll.registry().register(&mut listener, mio::Token(1), mio::Interest::READABLE)?;
+        let waker = mio::Waker::new(poll.registry(), WAKER)?;
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let shared = Arc::new(Shared::new(&config, tx, waker)?);
+        let event_loop = EventLoop::new(poll, listener, shared.clone(), rx, config, static_root);
+        let thread = std::thread::Builder::new()
+            .name(format!("wsembed:{}", local_addr.port()))
+            .spawn(move || event_loop.run())?;
+        Ok(Server { handle: ServerHandle { shared }, local_addr, thread: Mutex::new(Some(thread)) })
+    }
+
+    /// The bound address (with the real port when 0 was asked).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// A thread-safe handle for sending and closing.
+    pub fn handle(&self) -> ServerHandle {
+        self.handle.clone()
+    }
+
+    /// Moves up to `max` waiting events into `out`, waiting up to `timeout` for the first
+    /// (`None`: until one arrives). Returns how many were added; `Err(Stopped)` once the server
+    /// has stopped and every event has been taken.
+    pub fn poll_into(&self, out: &mut Vec<Event>, max: usize, timeout: Option<Duration>) -> Result<usize, Error> {
+        self.handle.shared.events.poll(out, max, timeout).ok_or(Error::Stopped)
+    }
+
+    /// Convenience form of [`Server::poll_into`] returning up to 1024 events.
+    pub fn poll(&self, timeout: Option<Duration>) -> Result<Vec<Event>, Error> {
+        let mut out = Vec::new();
+        self.poll_into(&mut out, 1024, timeout)?;
+        Ok(out)
+    }
+
+    /// A descriptor that is readable while events are waiting (or after the server stopped).
+    /// Owned by the server: do not close it.
+    pub fn event_fd(&self) -> RawFd {
+        self.handle.shared.events.fd()
+    }
+
+    /// Sends 1001 to every client, flushes what was queued before, waits at most `timeout`
+    /// for the clients, and joins the loop thread. A second call returns `Err(Stopped)`.
+    pub fn stop(&self, timeout: Duration) -> Result<(), Error> {
+        let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take().ok_or(Error::Stopped)?;
+        self.handle.shared.request_stop(Instant::now() + timeout);
+        thread.join().map_err(|_| Error::Panic("event loop thread panicked".to_owned()))
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        self.thread.lock().unwrap_or_else(|e| e.into_inner()).is_none()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.stop(Duration::from_secs(1));
+    }
+}
+
+/// Cloneable, `Send + Sync` handle to a server. Every method returns immediately; the loop
+/// does the work. Ids are checked synchronously: a closed or unknown id is
+/// `Err(NoSuchConnection)`, even if its slot now holds another client.
+#[derive(Clone)]
+pub struct ServerHandle {
+    shared: Arc<Shared>,
+}
+
+impl ServerHandle {
+    /// Sends a text message to one connection.
+    pub fn send_text(&self, conn: ConnId, text: &str) -> Result<(), Error> {
+        self.send_frame(conn, message_frame(MessageKind::Text, text.as_bytes()))
+    }
+
+    /// Sends a binary message to one connection.
+    pub fn send_binary(&self, conn: ConnId, data: &[u8]) -> Result<(), Error> {
+        self.send_frame(conn, message_frame(MessageKind::Binary, data))
+    }
+
+    /// Sends `data` as `kind`; text must be UTF-8.
+    pub fn send(&self, conn: ConnId, kind: MessageKind, data: &[u8]) -> Result<(), Error> {
+        check_payload(kind, data)?;
+        self.send_frame(conn, message_frame(kind, data))
+    }
+
+    fn send_frame(&self, conn: ConnId, frame: bytes::Bytes) -> Result<(), Error> {
+        let slot = self.shared.table.open(conn).ok_or(Error::NoSuchConnection)?;
+        let len = frame.len();
+        let before = slot.buffered.fetch_add(len, Ordering::AcqRel);
+        if self.shared.backpressure == BackpressurePolicy::Block && before > 0 && before + len > self.shared.max_buffered {
+            slot.buffered.fetch_sub(len, Ordering::AcqRel);
+            slot.blocked.store(true, Ordering::Release);
+            return Err(Error::WouldBlock);
+        }
+        self.shared.submit(Command::Send { conn, frame }).inspect_err(|_| {
+            slot.buffered.fetch_sub(len, Ordering::AcqRel);
+        })
+    }
+
+    /// Sends to every open connection except `except` (if given). The frame is encoded once
+    /// and shared by all recipients.
+    pub fn broadcast(&self, kind: MessageKind, data: &[u8], except: Option<ConnId>) -> Result<(), Error> {
+        check_payload(kind, data)?;
+        let frame = message_frame(kind, data);
+        self.shared.submit(Command::Broadcast { frame, except: except.unwrap_or(0) })
+    }
+
+    /// Sends to every connection subscribed to `topic`.
+    pub fn publish(&self, topic: &str, kind: MessageKind, data: &[u8]) -> Result<(), Error> {
+        check_payload(kind, data)?;
+        let frame = message_frame(kind, data);
+        self.shared.submit(Command::Publish { topic: topic.into(), frame })
+    }
+
+    pub fn subscribe(&self, conn: ConnId, topic: &str) -> Result<(), Error> {
+        self.shared.table.open(conn).ok_or(Error::NoSuchConnection)?;
+        self.shared.submit(Command::Subscribe { conn, topic: topic.into() })
+    }
+
+    pub fn unsubscribe(&self, conn: ConnId, topic: &str) -> Result<(), Error> {
+        self.shared.table.open(conn).ok_or(Error::NoSuchConnection)?;
+        self.shared.submit(Command::Unsubscribe { conn, topic: topic.into() })
+    }
+
+    /// Starts the close handshake with `code` (1000, 1001, 1003, 1007-1014 or 3000-4999) and a
+    /// reason of at most 123 bytes. The connection stops accepting sends at once; a `Close`
+    /// event follows when the peer answers (or the close timeout passes).
+    pub fn close(&self, conn: ConnId, code: u16, reason: &str) -> Result<(), Error> {
+        if !CloseCode::from(code).is_allowed() || code < 1000 {
+            return Err(Error::InvalidArgument(format!("close code {code} may not be sent")));
+        }
+        if reason.len() > MAX_CLOSE_REASON {
+            return Err(Error::InvalidArgument(format!("close reason is {} bytes, at most 123 fit", reason.len())));
+        }
+        let slot = self.shared.table.open(conn).ok_or(Error::NoSuchConnection)?;
+        // Claim the close so concurrent sends fail right away and a second close is refused.
+        slot.id.compare_exchange(conn, 0, Ordering::AcqRel, Ordering::Acquire).map_err(|_| Error::NoSuchConnection)?;
+        self.shared.submit(Command::Close { conn, code, reason: reason.to_owned() })
+    }
+
+    /// Bytes queued for `conn` and not yet written to its socket.
+    pub fn buffered_amount(&self, conn: ConnId) -> Result<usize, Error> {
+        let slot = self.shared.table.open(conn).ok_or(Error::NoSuchConnection)?;
+        Ok(slot.buffered.load(Ordering::Acquire))
+    }
+
+    /// Broadcast/publish deliveries skipped so far because a recipient's queue was full.
+    pub fn dropped_deliveries(&self) -> u64 {
+        self.shared.counters.dropped_deliveries.load(Ordering::Relaxed)
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.shared.is_stopping()
+    }
+}
+
+fn check_payload(kind: MessageKind, data: &[u8]) -> Result<(), Error> {
+    if kind == MessageKind::Text && std::str::from_utf8(data).is_err() {
+        return Err(Error::InvalidUtf8);
+    }
+    Ok(())
+}
