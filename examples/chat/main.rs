@@ -1,0 +1,44 @@
+//! The live chat demo, Rust host: serves `examples/chat/index.html` and the WebSocket on one
+//! port and broadcasts every text message to every connected browser.
+//!
+//!     cargo run --release --example chat -- [--port N] [--host H]
+//!
+//! Then open the printed URL in two browser tabs.
+
+use std::time::Duration;
+
+use wsembed::{Event, MessageKind, Server, ServerConfig};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut config = ServerConfig { port: 8080, ..Default::default() };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let value = args.next().ok_or_else(|| format!("{arg} needs a value"))?;
+        match arg.as_str() {
+            "--port" => config.set("port", &value)?,
+            "--host" => config.set("host", &value)?,
+            _ => return Err(format!("usage: chat [--port N] [--host H] (got {arg})").into()),
+        }
+    }
+    config.static_dir = Some(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/chat").into());
+    config.max_message_size = 64 * 1024;
+    let server = Server::start(config)?;
+    let port = server.local_addr().port();
+    println!("listening on ws://127.0.0.1:{port}");
+    println!("open http://127.0.0.1:{port}/ in a browser");
+
+    let handle = server.handle();
+    loop {
+        for event in server.poll(Some(Duration::from_secs(1)))? {
+            match event {
+                Event::Open { conn, peer, .. } => eprintln!("{conn:#x} joined from {peer}"),
+                Event::Message { data, is_text: true, .. } => handle.broadcast(MessageKind::Text, &data, None)?,
+                Event::Message { conn, is_text: false, .. } => {
+                    let _ = handle.close(conn, 1003, "text only");
+                }
+                Event::Close { conn, code, .. } => eprintln!("{conn:#x} left ({code})"),
+                Event::Drain { .. } => {}
+            }
+        }
+    }
+}
