@@ -36,16 +36,33 @@ pub fn connect_path(server: &Server, path: &str) -> Client {
     ws
 }
 
-/// Polls until `pick` accepts an event (others are collected in `skipped`), or panics at the deadline.
+thread_local! {
+    /// Events polled but not yet picked, per server (tests run on their own threads).
+    static PENDING: std::cell::RefCell<std::collections::HashMap<std::net::SocketAddr, std::collections::VecDeque<Event>>> =
+        Default::default();
+}
+
+/// Waits until `pick` accepts an event, keeping the ones it passes over for later waits;
+/// panics at the deadline.
 pub fn wait_for<T>(server: &Server, mut pick: impl FnMut(&Event) -> Option<T>) -> T {
     let deadline = Instant::now() + DEADLINE;
+    let key = server.local_addr();
     loop {
-        let left = deadline.checked_duration_since(Instant::now()).expect("event did not arrive before the deadline");
-        for event in server.poll(Some(left)).expect("poll") {
-            if let Some(found) = pick(&event) {
-                return found;
-            }
+        let found = PENDING.with(|p| {
+            let mut p = p.borrow_mut();
+            let queue = p.entry(key).or_default();
+            let hit = queue.iter().enumerate().find_map(|(i, e)| pick(e).map(|t| (i, t)));
+            hit.map(|(i, t)| {
+                queue.remove(i);
+                t
+            })
+        });
+        if let Some(found) = found {
+            return found;
         }
+        let left = deadline.checked_duration_since(Instant::now()).expect("event did not arrive before the deadline");
+        let batch = server.poll(Some(left.min(Duration::from_millis(200)))).expect("poll");
+        PENDING.with(|p| p.borrow_mut().entry(key).or_default().extend(batch));
     }
 }
 
