@@ -35,7 +35,8 @@ const READ_BUDGET: usize = 4 * READ_BUFFER;
 
 struct Entry {
     generation: u32,
-    conn: Option<Connection>,
+    /// Boxed so that free slots and vector growth cost a pointer, not a whole connection.
+    conn: Option<Box<Connection>>,
 }
 
 pub struct EventLoop {
@@ -221,11 +222,11 @@ impl EventLoop {
     }
 
     fn open_conn(&self, conn: ConnId) -> Option<&Connection> {
-        self.entries.get(slot_of(conn))?.conn.as_ref().filter(|c| c.id == conn && c.is_open())
+        self.entries.get(slot_of(conn))?.conn.as_deref().filter(|c| c.id == conn && c.is_open())
     }
 
     fn open_conn_mut(&mut self, conn: ConnId) -> Option<&mut Connection> {
-        self.entries.get_mut(slot_of(conn))?.conn.as_mut().filter(|c| c.id == conn && c.is_open())
+        self.entries.get_mut(slot_of(conn))?.conn.as_deref_mut().filter(|c| c.id == conn && c.is_open())
     }
 
     /// Queues a shared frame for one recipient of a broadcast/publish, applying backpressure.
@@ -277,7 +278,7 @@ impl EventLoop {
                 Some(Phase::Open) => {
                     self.close_conn(slot, 1001, "server stopping", now);
                     if let Some(Connection { phase: Phase::Closing { deadline: d, .. }, .. }) =
-                        self.entries[slot].conn.as_mut()
+                        self.entries[slot].conn.as_deref_mut()
                     {
                         *d = deadline;
                     }
@@ -335,7 +336,7 @@ impl EventLoop {
             }
             let deadline = now + self.config.handshake_timeout;
             let id = make_id(slot, self.entries[slot].generation);
-            self.entries[slot].conn = Some(Connection::new(id, stream, peer, now, deadline));
+            self.entries[slot].conn = Some(Box::new(Connection::new(id, stream, peer, now, deadline)));
             self.live += 1;
             self.schedule(deadline);
         }

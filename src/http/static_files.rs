@@ -48,7 +48,7 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
-fn build(status: u16, content_type: &str, content_length: usize, extra: &[(&str, &str)], body: Vec<u8>) -> StaticResponse {
+fn build(status: u16, content_type: &str, content_length: u64, extra: &[(&str, &str)], body: Vec<u8>) -> StaticResponse {
     let mut head = format!("HTTP/1.1 {} {}\r\n", status, reason(status));
     head.push_str(&format!("Content-Type: {}\r\n", content_type));
     head.push_str(&format!("Content-Length: {}\r\n", content_length));
@@ -62,7 +62,7 @@ fn build(status: u16, content_type: &str, content_length: usize, extra: &[(&str,
 
 /// A plain error response (400, 403, 404, 405, 431, 503, ...) with a short text/plain body and Connection: close.
 pub fn error_response(status: u16, body: &str) -> StaticResponse {
-    build(status, "text/plain; charset=utf-8", body.len(), &[], body.as_bytes().to_vec())
+    build(status, "text/plain; charset=utf-8", body.len() as u64, &[], body.as_bytes().to_vec())
 }
 
 /// Response for a request that is neither a WebSocket upgrade nor served from a static directory:
@@ -73,7 +73,7 @@ pub fn upgrade_required() -> StaticResponse {
     build(
         426,
         "text/plain; charset=utf-8",
-        body.len(),
+        body.len() as u64,
         &[("Sec-WebSocket-Version", "13"), ("Upgrade", "websocket")],
         body.as_bytes().to_vec(),
     )
@@ -203,7 +203,7 @@ pub fn respond(root: &Path, method: &str, target: &str, max_file_bytes: u64) -> 
 fn respond_inner(root: &Path, method: &str, target: &str, max_file_bytes: u64) -> StaticResponse {
     if method != "GET" && method != "HEAD" {
         let body = "Method Not Allowed\n";
-        return build(405, "text/plain; charset=utf-8", body.len(), &[("Allow", "GET, HEAD")], body.as_bytes().to_vec());
+        return build(405, "text/plain; charset=utf-8", body.len() as u64, &[("Allow", "GET, HEAD")], body.as_bytes().to_vec());
     }
     let rel = match resolve_target(target) {
         Resolve::Ok(r) => r,
@@ -249,7 +249,7 @@ fn respond_inner(root: &Path, method: &str, target: &str, max_file_bytes: u64) -
             Err(_) => return error_response(404, "Not Found\n"),
         }
     };
-    let len = if method == "HEAD" { meta.len() as usize } else { body.len() };
+    let len = if method == "HEAD" { meta.len() } else { body.len() as u64 };
     build(200, ctype, len, &[], body)
 }
 
