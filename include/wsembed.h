@@ -67,6 +67,10 @@ enum wsembed_event_kind
   WSEMBED_EVENT_CLOSE = 4,
   // The send queue fell below half of `max_buffered_bytes` after a WOULD_BLOCK.
   WSEMBED_EVENT_DRAIN = 5,
+  // An upgrade request awaits approval (option `approve_handshakes`): `path`, `peer`,
+  // `headers` and `protocols` are set. Answer with `wsembed_server_accept` or
+  // `wsembed_server_reject`; OPEN follows an accept.
+  WSEMBED_EVENT_HANDSHAKE = 6,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -120,16 +124,49 @@ typedef struct wsembed_event {
   // TEXT/BINARY: the message; CLOSE: the reason (UTF-8). `data[len]` is not part of it.
   const uint8_t *data;
   size_t len;
-  // OPEN: request target with query string, NUL-terminated.
+  // OPEN/HANDSHAKE: request target with query string, NUL-terminated.
   const char *path;
-  // OPEN: peer address "ip:port", NUL-terminated.
+  // OPEN/HANDSHAKE: peer address "ip:port", NUL-terminated.
   const char *peer;
   // OPEN: chosen subprotocol, or NULL.
   const char *protocol;
-  // OPEN: request headers in the order received.
+  // OPEN/HANDSHAKE: request headers in the order received (Cookie, Authorization, Origin...).
   const struct wsembed_header *headers;
   size_t header_count;
+  // HANDSHAKE: the subprotocols the client offered, comma-separated, or NULL for none.
+  const char *protocols;
 } wsembed_event;
+
+// A snapshot of a server's counters (all since start). In C: `wsembed_stats`.
+typedef struct wsembed_stats {
+  // WebSocket connections open now.
+  uint64_t open_connections;
+  // Upgrades completed (101 sent).
+  uint64_t handshakes_accepted;
+  // Upgrade attempts refused: bad requests, 403 origin, 429 per-IP limits, 503 (full or
+  // unanswered approval), host rejections, handshake timeouts.
+  uint64_t handshakes_rejected;
+  uint64_t messages_in;
+  // Messages queued for sending (a broadcast counts once per recipient).
+  uint64_t messages_out;
+  // Bytes read from sockets (after TLS decryption) and written to them (before encryption).
+  uint64_t bytes_in;
+  uint64_t bytes_out;
+  // Broadcast/publish deliveries skipped because the recipient's queue was full.
+  uint64_t dropped_deliveries;
+  // Messages dropped by the rate limit (policy "drop").
+  uint64_t rate_limited;
+  // Closes with a completed close handshake (either side started it).
+  uint64_t closes_clean;
+  // Closes because the peer broke the protocol (1002, 1007, 1009).
+  uint64_t closes_protocol_error;
+  // Closes because the peer stopped answering (ping timeout, close timeout).
+  uint64_t closes_timeout;
+  // TCP connections lost without a close handshake (1006).
+  uint64_t closes_dropped;
+  // Closes for policy: rate limit or send buffer full (1008/1013).
+  uint64_t closes_policy;
+} wsembed_stats;
 
 #ifdef __cplusplus
 extern "C" {
@@ -253,6 +290,24 @@ wsembed_result wsembed_server_close(const struct wsembed_server *server,
                                     uint64_t conn,
                                     uint16_t code,
                                     const char *reason);
+
+// Accepts a connection reported by a HANDSHAKE event. `protocol` (NUL-terminated) picks one
+// of the subprotocols the client offered, or is NULL to let the server's `subprotocols` list
+// decide. NO_SUCH_CONNECTION if the handshake was already answered or timed out.
+wsembed_result wsembed_server_accept(const struct wsembed_server *server,
+                                     uint64_t conn,
+                                     const char *protocol);
+
+// Rejects a connection reported by a HANDSHAKE event with HTTP `status` (400-599) and a
+// short text `body` (NUL-terminated, at most 1024 bytes; NULL for none).
+wsembed_result wsembed_server_reject(const struct wsembed_server *server,
+                                     uint64_t conn,
+                                     uint16_t status,
+                                     const char *body);
+
+// Writes a snapshot of the server's counters to `*stats`.
+wsembed_result wsembed_server_stats(const struct wsembed_server *server,
+                                    struct wsembed_stats *stats);
 
 // Writes to `*bytes` how many bytes are queued for `conn` and not yet written to its socket.
 wsembed_result wsembed_server_buffered_amount(const struct wsembed_server *server,

@@ -16,6 +16,28 @@ pub enum BackpressurePolicy {
     Close,
 }
 
+/// What happens to a message over a connection's rate limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateLimitPolicy {
+    /// Close the connection with 1008 (policy violation).
+    Close,
+    /// Drop the message (counted in `Stats::rate_limited`).
+    Drop,
+}
+
+/// Certificate chain and private key for wss://, as PEM.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TlsPem {
+    pub cert_chain: Vec<u8>,
+    pub private_key: Vec<u8>,
+}
+
+impl std::fmt::Debug for TlsPem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TlsPem {{ cert_chain: {} bytes, private_key: (hidden) }}", self.cert_chain.len())
+    }
+}
+
 /// Configuration of one server. `Default` gives the documented defaults.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -50,6 +72,29 @@ pub struct ServerConfig {
     pub max_static_file_bytes: u64,
     /// Subprotocols the server speaks, most preferred first; one offered by the client is chosen.
     pub subprotocols: Vec<String>,
+    /// Close code for `BackpressurePolicy::Close`: 1008 (default) or 1013 (try again later).
+    pub backpressure_close_code: u16,
+    /// Browser origins allowed to connect (exact match of the `Origin` header, e.g.
+    /// `https://example.com`); empty allows any. Requests without `Origin` (non-browser
+    /// clients) are allowed. Others get `403`.
+    pub allowed_origins: Vec<String>,
+    /// Messages per second one connection may send (token bucket, burst of one second); 0 = no limit.
+    pub max_messages_per_sec: u32,
+    /// Bytes per second one connection may send (token bucket, burst of one second); 0 = no limit.
+    pub max_bytes_per_sec: u64,
+    /// What to do with a message over the rate limits (default `Close`, with 1008).
+    pub rate_limit_policy: RateLimitPolicy,
+    /// Simultaneous connections from one IP address; more get `429`. 0 = no limit.
+    pub max_connections_per_ip: u32,
+    /// New connections per second from one IP address (burst of one second); more get `429`. 0 = no limit.
+    pub max_handshakes_per_ip_per_sec: u32,
+    /// Report each valid upgrade request as `Event::Handshake` and wait for the host to
+    /// accept or reject it (default false).
+    pub approve_handshakes: bool,
+    /// A handshake the host has not answered in this time is rejected with `503` (default 10 s).
+    pub approval_timeout: Duration,
+    /// Serve wss:// with this certificate chain and key (TLS 1.2 and 1.3 only).
+    pub tls: Option<TlsPem>,
 }
 
 impl Default for ServerConfig {
@@ -70,6 +115,16 @@ impl Default for ServerConfig {
             static_dir: None,
             max_static_file_bytes: 64 << 20,
             subprotocols: Vec::new(),
+            backpressure_close_code: 1008,
+            allowed_origins: Vec::new(),
+            max_messages_per_sec: 0,
+            max_bytes_per_sec: 0,
+            rate_limit_policy: RateLimitPolicy::Close,
+            max_connections_per_ip: 0,
+            max_handshakes_per_ip_per_sec: 0,
+            approve_handshakes: false,
+            approval_timeout: Duration::from_secs(10),
+            tls: None,
         }
     }
 }
@@ -91,7 +146,24 @@ pub const OPTION_NAMES: &[(&str, &str)] = &[
     ("static_dir", "directory path, empty for none"),
     ("max_static_file_bytes", "bytes"),
     ("subprotocols", "comma-separated list, most preferred first"),
+    ("backpressure_close_code", "1008 or 1013"),
+    ("allowed_origins", "comma-separated list of origins, empty for any"),
+    ("max_messages_per_sec", "count, 0 for no limit"),
+    ("max_bytes_per_sec", "bytes, 0 for no limit"),
+    ("rate_limit_policy", "\"close\" or \"drop\""),
+    ("max_connections_per_ip", "count, 0 for no limit"),
+    ("max_handshakes_per_ip_per_sec", "count, 0 for no limit"),
+    ("approve_handshakes", "0/1 or false/true"),
+    ("approval_timeout_ms", "milliseconds"),
+    ("tls_cert_file", "path of a PEM certificate chain"),
+    ("tls_key_file", "path of a PEM private key"),
+    ("tls_cert_pem", "PEM certificate chain text"),
+    ("tls_key_pem", "PEM private key text"),
 ];
+
+fn comma_list(value: &str) -> Vec<String> {
+    value.split(',').map(str::trim).filter(|p| !p.is_empty()).map(str::to_owned).collect()
+}
 
 impl ServerConfig {
     /// Sets one option by name from its text form (numbers in decimal). This is the one parser
@@ -132,10 +204,41 @@ impl ServerConfig {
             }
             "static_dir" => self.static_dir = (!value.is_empty()).then(|| PathBuf::from(value)),
             "max_static_file_bytes" => self.max_static_file_bytes = num()?,
-            "subprotocols" => {
-                self.subprotocols =
-                    value.split(',').map(str::trim).filter(|p| !p.is_empty()).map(str::to_owned).collect()
+            "subprotocols" => self.subprotocols = comma_list(value),
+            "backpressure_close_code" => {
+                self.backpressure_close_code = match num()? {
+                    1008 => 1008,
+                    1013 => 1013,
+                    _ => return Err(bad("1008 or 1013")),
+                }
             }
+            "allowed_origins" => self.allowed_origins = comma_list(value),
+            "max_messages_per_sec" => self.max_messages_per_sec = u32::try_from(num()?).map_err(|_| bad("a smaller number"))?,
+            "max_bytes_per_sec" => self.max_bytes_per_sec = num()?,
+            "rate_limit_policy" => {
+                self.rate_limit_policy = match value {
+                    "close" => RateLimitPolicy::Close,
+                    "drop" => RateLimitPolicy::Drop,
+                    _ => return Err(bad("\"close\" or \"drop\"")),
+                }
+            }
+            "max_connections_per_ip" => self.max_connections_per_ip = u32::try_from(num()?).map_err(|_| bad("a smaller number"))?,
+            "max_handshakes_per_ip_per_sec" => {
+                self.max_handshakes_per_ip_per_sec = u32::try_from(num()?).map_err(|_| bad("a smaller number"))?
+            }
+            "approve_handshakes" => {
+                self.approve_handshakes = match value {
+                    "1" | "true" => true,
+                    "0" | "false" => false,
+                    _ => return Err(bad("0/1 or false/true")),
+                }
+            }
+            "approval_timeout_ms" => self.approval_timeout = ms(positive()?),
+            "tls_cert_file" | "tls_key_file" => {
+                let pem = std::fs::read(value).map_err(|e| Error::InvalidArgument(format!("option {name}: cannot read {value:?}: {e}")))?;
+                self.set_tls_part(name == "tls_cert_file", pem);
+            }
+            "tls_cert_pem" | "tls_key_pem" => self.set_tls_part(name == "tls_cert_pem", value.as_bytes().to_vec()),
             _ => {
                 let known: Vec<&str> = OPTION_NAMES.iter().map(|(n, _)| *n).collect();
                 return Err(Error::InvalidArgument(format!(
@@ -145,6 +248,17 @@ impl ServerConfig {
             }
         }
         Ok(())
+    }
+}
+
+impl ServerConfig {
+    fn set_tls_part(&mut self, is_cert: bool, pem: Vec<u8>) {
+        let tls = self.tls.get_or_insert_with(|| TlsPem { cert_chain: Vec::new(), private_key: Vec::new() });
+        if is_cert {
+            tls.cert_chain = pem;
+        } else {
+            tls.private_key = pem;
+        }
     }
 }
 

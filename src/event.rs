@@ -9,6 +9,17 @@ pub type ConnId = u64;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
+    /// A valid upgrade request awaits the host's decision (only with `approve_handshakes`):
+    /// answer with `ServerHandle::accept` or `ServerHandle::reject`. Cookies, Authorization and
+    /// Origin are among the headers. `Open` follows an accept.
+    Handshake {
+        conn: ConnId,
+        peer: SocketAddr,
+        path: String,
+        headers: Vec<(String, String)>,
+        /// Subprotocols the client offered, in its order.
+        protocols: Vec<String>,
+    },
     /// The WebSocket handshake completed.
     Open {
         conn: ConnId,
@@ -34,7 +45,8 @@ pub enum Event {
 impl Event {
     pub fn conn(&self) -> ConnId {
         match self {
-            Event::Open { conn, .. }
+            Event::Handshake { conn, .. }
+            | Event::Open { conn, .. }
             | Event::Message { conn, .. }
             | Event::Close { conn, .. }
             | Event::Drain { conn } => *conn,

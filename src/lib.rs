@@ -29,9 +29,11 @@ pub mod ffi;
 mod http;
 pub mod protocol;
 mod server;
+pub mod stats;
 
-pub use config::{BackpressurePolicy, ServerConfig};
+pub use config::{BackpressurePolicy, RateLimitPolicy, ServerConfig, TlsPem};
 pub use error::Error;
 pub use event::{ConnId, Event};
 pub use protocol::encoder::MessageKind;
 pub use server::{Server, ServerHandle};
+pub use stats::Stats;

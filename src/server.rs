@@ -42,6 +42,7 @@ impl Server {
             })?),
             None => None,
         };
+        let tls = config.tls.as_ref().map(crate::engine::transport::server_config).transpose()?;
         let std_listener = std::net::TcpListener::bind(addr)?;
         // SAFETY: re-listening on our own bound socket only raises its backlog.
         unsafe { libc::listen(std_listener.as_raw_fd(), BACKLOG) };
@@ -54,7 +55,7 @@ impl Server {
         let waker = mio::Waker::new(poll.registry(), WAKER)?;
         let (tx, rx) = crossbeam_channel::unbounded();
         let shared = Arc::new(Shared::new(&config, tx, waker)?);
-        let event_loop = EventLoop::new(poll, listener, shared.clone(), rx, config, static_root);
+        let event_loop = EventLoop::new(poll, listener, shared.clone(), rx, config, static_root, tls);
         let thread = std::thread::Builder::new()
             .name(format!("wsembed:{}", local_addr.port()))
             .spawn(move || event_loop.run())?;
@@ -190,15 +191,37 @@ impl ServerHandle {
         self.shared.submit(Command::Close { conn, code, reason: reason.to_owned() })
     }
 
+    /// Accepts a handshake reported by `Event::Handshake`, optionally choosing one of the
+    /// subprotocols the client offered (`None`, or one not offered: the server's own list decides).
+    pub fn accept(&self, conn: ConnId, protocol: Option<&str>) -> Result<(), Error> {
+        let slot = self.shared.table.pending(conn).ok_or(Error::NoSuchConnection)?;
+        slot.pending.compare_exchange(conn, 0, Ordering::AcqRel, Ordering::Acquire).map_err(|_| Error::NoSuchConnection)?;
+        self.shared.submit(Command::Accept { conn, protocol: protocol.map(str::to_owned) })
+    }
+
+    /// Rejects a handshake reported by `Event::Handshake` with an HTTP `status` (400-599) and a
+    /// short text body (at most 1024 bytes).
+    pub fn reject(&self, conn: ConnId, status: u16, body: &str) -> Result<(), Error> {
+        if !(400..=599).contains(&status) {
+            return Err(Error::InvalidArgument(format!("HTTP status {status} is not an error status (400-599)")));
+        }
+        if body.len() > 1024 {
+            return Err(Error::InvalidArgument("reject body over 1024 bytes".to_owned()));
+        }
+        let slot = self.shared.table.pending(conn).ok_or(Error::NoSuchConnection)?;
+        slot.pending.compare_exchange(conn, 0, Ordering::AcqRel, Ordering::Acquire).map_err(|_| Error::NoSuchConnection)?;
+        self.shared.submit(Command::Reject { conn, status, body: body.to_owned() })
+    }
+
+    /// The server's counters right now.
+    pub fn stats(&self) -> crate::Stats {
+        self.shared.counters.snapshot()
+    }
+
     /// Bytes queued for `conn` and not yet written to its socket.
     pub fn buffered_amount(&self, conn: ConnId) -> Result<usize, Error> {
         let slot = self.shared.table.open(conn).ok_or(Error::NoSuchConnection)?;
         Ok(slot.buffered.load(Ordering::Acquire))
-    }
-
-    /// Broadcast/publish deliveries skipped so far because a recipient's queue was full.
-    pub fn dropped_deliveries(&self) -> u64 {
-        self.shared.counters.dropped_deliveries.load(Ordering::Relaxed)
     }
 
     pub fn is_stopping(&self) -> bool {

@@ -119,7 +119,7 @@ fn upgrade_required_without_static_dir() {
 
 #[test]
 fn stop_flushes_queued_messages_then_sends_1001() {
-    let mut server = start(|_| {});
+    let server = start(|_| {});
     let mut raw = Raw::connect(&server);
     let conn = wait_open(&server);
     let handle = server.handle();

@@ -2,21 +2,26 @@
 //! queue of encoded frames waiting to be written.
 
 use std::collections::VecDeque;
-use std::io::{self, IoSlice, Write};
+use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use mio::net::TcpStream;
 
+use super::rate::ConnRate;
+use super::transport::Transport;
 use crate::event::ConnId;
 use crate::protocol::decoder::Decoder;
+use crate::protocol::handshake::UpgradeRequest;
 
 /// Where a connection is in its life.
 pub enum Phase {
     /// Reading the HTTP request head.
     Handshake { request: Vec<u8>, deadline: Instant },
+    /// A valid upgrade request waits for the host's accept/reject; bytes the client sends
+    /// meanwhile are kept in `early` (bounded by `max_header_bytes`).
+    Approval { request: Box<UpgradeRequest>, early: Vec<u8>, deadline: Instant },
     /// WebSocket open: messages flow both ways.
     Open,
     /// The server sent a close frame and waits for the peer's; `code`/`reason` are reported.
@@ -28,7 +33,7 @@ pub enum Phase {
 
 pub struct Connection {
     pub id: ConnId,
-    pub stream: TcpStream,
+    pub transport: Transport,
     pub peer: SocketAddr,
     pub phase: Phase,
     pub decoder: Decoder,
@@ -45,13 +50,15 @@ pub struct Connection {
     pub write_shut: bool,
     /// Waiting in the loop's list of connections to flush.
     pub dirty: bool,
+    /// Present when per-connection rate limits are configured.
+    pub rate: Option<Box<ConnRate>>,
 }
 
 impl Connection {
-    pub fn new(id: ConnId, stream: TcpStream, peer: SocketAddr, now: Instant, deadline: Instant) -> Self {
+    pub fn new(id: ConnId, transport: Transport, peer: SocketAddr, now: Instant, deadline: Instant) -> Self {
         Connection {
             id,
-            stream,
+            transport,
             peer,
             phase: Phase::Handshake { request: Vec::new(), deadline },
             decoder: Decoder::default(),
@@ -62,6 +69,7 @@ impl Connection {
             announced: false,
             write_shut: false,
             dirty: false,
+            rate: None,
         }
     }
 
@@ -94,7 +102,7 @@ impl OutQueue {
     }
 
     /// Writes until the queue is empty or the socket would block. Returns bytes written.
-    pub fn flush(&mut self, stream: &mut TcpStream) -> io::Result<usize> {
+    pub fn flush(&mut self, stream: &mut Transport) -> io::Result<usize> {
         let mut total = 0;
         while !self.frames.is_empty() {
             let mut slices = [IoSlice::new(&[]); MAX_IOVECS];

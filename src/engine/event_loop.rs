@@ -3,8 +3,8 @@
 //! only when the earliest one is due.
 
 use std::collections::{HashMap, HashSet};
-use std::io::{self, Read, Write};
-use std::net::Shutdown;
+use std::io::{self, Write};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -16,14 +16,43 @@ use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 
 use super::connection::{Connection, Phase};
+use super::rate::{ConnRate, IpState, TokenBucket};
 use super::slots::{make_id, slot_of};
-use super::{Command, Shared};
-use crate::config::{BackpressurePolicy, ServerConfig};
+use super::transport::Transport;
+use super::{bump, Command, Shared};
+use crate::config::{BackpressurePolicy, RateLimitPolicy, ServerConfig};
 use crate::event::{ConnId, Event};
 use crate::http::static_files::{self, StaticResponse};
 use crate::protocol::decoder::{DecoderLimits, Incoming, Violation};
 use crate::protocol::encoder::{close_frame, ping_frame, pong_frame};
-use crate::protocol::handshake::{accept_response, choose_protocol, parse_request, RequestHead};
+use crate::protocol::handshake::{accept_response, choose_protocol, parse_request, RequestHead, UpgradeRequest};
+
+/// Why a connection ended, for the counters.
+#[derive(Clone, Copy)]
+enum CloseCause {
+    /// The close handshake completed.
+    Clean,
+    /// The peer broke the protocol.
+    Protocol,
+    /// The peer stopped answering.
+    Timeout,
+    /// TCP went away without a close handshake.
+    Dropped,
+    /// Rate limit or full send buffer.
+    Policy,
+    /// Server stop deadline.
+    Server,
+}
+
+impl CloseCause {
+    /// Cause of a server-initiated close the peer never answered: policy closes stay policy.
+    fn of_unanswered_close(code: u16, otherwise: CloseCause) -> CloseCause {
+        match code {
+            1008 | 1013 => CloseCause::Policy,
+            _ => otherwise,
+        }
+    }
+}
 
 pub const WAKER: Token = Token(0);
 const LISTENER: Token = Token(1);
@@ -46,7 +75,9 @@ pub struct EventLoop {
     commands: Receiver<Command>,
     config: ServerConfig,
     static_root: Option<PathBuf>,
+    tls: Option<Arc<rustls::ServerConfig>>,
     limits: DecoderLimits,
+    ips: HashMap<IpAddr, IpState>,
     entries: Vec<Entry>,
     free: Vec<usize>,
     live: usize,
@@ -69,6 +100,7 @@ impl EventLoop {
         commands: Receiver<Command>,
         config: ServerConfig,
         static_root: Option<PathBuf>,
+        tls: Option<Arc<rustls::ServerConfig>>,
     ) -> Self {
         let limits = DecoderLimits {
             max_message_size: config.max_message_size,
@@ -81,7 +113,9 @@ impl EventLoop {
             commands,
             config,
             static_root,
+            tls,
             limits,
+            ips: HashMap::new(),
             entries: Vec::new(),
             free: Vec::new(),
             live: 0,
@@ -168,10 +202,11 @@ impl EventLoop {
                     self.shared.table.slot(slot).buffered.fetch_sub(frame.len(), Ordering::AcqRel);
                     return;
                 }
+                bump(&self.shared.counters.messages_out, 1);
                 self.queue(slot, frame, true);
                 let over = self.open_conn(conn).is_some_and(|c| c.out.bytes > self.shared.max_buffered);
                 if over && self.shared.backpressure == BackpressurePolicy::Close {
-                    self.close_conn(slot, 1008, "send buffer full", now);
+                    self.close_conn(slot, self.shared.backpressure_close_code, "send buffer full", now);
                 }
             }
             Command::Broadcast { frame, except } => {
@@ -179,22 +214,14 @@ impl EventLoop {
                 recipients.extend(self.entries.iter().enumerate().filter_map(|(slot, e)| {
                     e.conn.as_ref().filter(|c| c.is_open() && c.id != except).map(|_| slot)
                 }));
-                for &slot in &recipients {
-                    self.deliver(slot, &frame, now);
-                }
-                recipients.clear();
-                self.recipients = recipients;
+                self.deliver_all(&mut recipients, &frame, now);
             }
             Command::Publish { topic, frame } => {
                 let mut recipients = std::mem::take(&mut self.recipients);
                 if let Some(members) = self.topics.get(&topic) {
                     recipients.extend(members.iter().map(|&id| slot_of(id)));
                 }
-                for &slot in &recipients {
-                    self.deliver(slot, &frame, now);
-                }
-                recipients.clear();
-                self.recipients = recipients;
+                self.deliver_all(&mut recipients, &frame, now);
             }
             Command::Subscribe { conn, topic } => {
                 if let Some(c) = self.open_conn_mut(conn) {
@@ -217,6 +244,28 @@ impl EventLoop {
                     self.close_conn(slot_of(conn), code, &reason, now);
                 }
             }
+            Command::Accept { conn, protocol } => {
+                let slot = slot_of(conn);
+                let Some(c) = self.entries.get_mut(slot).and_then(|e| e.conn.as_deref_mut()) else { return };
+                if c.id != conn || !matches!(c.phase, Phase::Approval { .. }) {
+                    return;
+                }
+                if let Phase::Approval { request, early, .. } = std::mem::replace(&mut c.phase, Phase::Open) {
+                    let protocol = protocol
+                        .filter(|p| request.protocols.contains(p))
+                        .or_else(|| choose_protocol(&self.config.subprotocols, &request.protocols).map(str::to_owned));
+                    self.upgrade(slot, *request, protocol, early, now);
+                }
+            }
+            Command::Reject { conn, status, body } => {
+                let slot = slot_of(conn);
+                let waiting = self.entries.get(slot).and_then(|e| e.conn.as_deref()).is_some_and(|c| {
+                    c.id == conn && matches!(c.phase, Phase::Approval { .. })
+                });
+                if waiting {
+                    self.refuse(slot, static_files::error_response(status, &body), now);
+                }
+            }
             Command::Stop { deadline } => self.begin_stop(deadline, now),
         }
     }
@@ -229,18 +278,26 @@ impl EventLoop {
         self.entries.get_mut(slot_of(conn))?.conn.as_deref_mut().filter(|c| c.id == conn && c.is_open())
     }
 
+    /// Queues one shared frame for many recipients (the frame is never copied).
+    fn deliver_all(&mut self, recipients: &mut Vec<usize>, frame: &Bytes, now: Instant) {
+        for &slot in recipients.iter() {
+            self.deliver(slot, frame, now);
+        }
+        recipients.clear();
+        self.recipients = std::mem::take(recipients);
+    }
+
     /// Queues a shared frame for one recipient of a broadcast/publish, applying backpressure.
     fn deliver(&mut self, slot: usize, frame: &Bytes, now: Instant) {
         let Some(conn) = self.entries[slot].conn.as_ref().filter(|c| c.is_open()) else { return };
         if conn.out.bytes > 0 && conn.out.bytes + frame.len() > self.shared.max_buffered {
             match self.shared.backpressure {
-                BackpressurePolicy::Block => {
-                    self.shared.counters.dropped_deliveries.fetch_add(1, Ordering::Relaxed);
-                }
-                BackpressurePolicy::Close => self.close_conn(slot, 1008, "send buffer full", now),
+                BackpressurePolicy::Block => bump(&self.shared.counters.dropped_deliveries, 1),
+                BackpressurePolicy::Close => self.close_conn(slot, self.shared.backpressure_close_code, "send buffer full", now),
             }
             return;
         }
+        bump(&self.shared.counters.messages_out, 1);
         self.queue(slot, frame.clone(), false);
     }
 
@@ -275,6 +332,7 @@ impl EventLoop {
         for slot in 0..self.entries.len() {
             match self.entries[slot].conn.as_ref().map(|c| &c.phase) {
                 Some(Phase::Handshake { .. }) => self.remove(slot),
+                Some(Phase::Approval { .. }) => self.refuse(slot, static_files::error_response(503, "server stopping"), now),
                 Some(Phase::Open) => {
                     self.close_conn(slot, 1001, "server stopping", now);
                     if let Some(Connection { phase: Phase::Closing { deadline: d, .. }, .. }) =
@@ -297,11 +355,25 @@ impl EventLoop {
                     _ => (1001, "server stopped".to_owned()),
                 };
                 if conn.announced && !matches!(conn.phase, Phase::Finishing { .. }) {
-                    self.events.push(Event::Close { conn: conn.id, code, reason, clean: false });
+                    self.report_close(conn.id, code, reason, false, CloseCause::Server);
                 }
                 self.remove(slot);
             }
         }
+    }
+
+    /// Emits the one `Close` event of a connection and counts its cause.
+    fn report_close(&mut self, conn: ConnId, code: u16, reason: String, clean: bool, cause: CloseCause) {
+        let counters = &self.shared.counters;
+        let counter = match (clean, cause) {
+            (true, _) => &counters.closes_clean,
+            (false, CloseCause::Protocol) => &counters.closes_protocol_error,
+            (false, CloseCause::Timeout) => &counters.closes_timeout,
+            (false, CloseCause::Policy) => &counters.closes_policy,
+            (false, CloseCause::Dropped | CloseCause::Server | CloseCause::Clean) => &counters.closes_dropped,
+        };
+        bump(counter, 1);
+        self.events.push(Event::Close { conn, code, reason, clean });
     }
 
     // ---- sockets ---------------------------------------------------------------------------
@@ -316,12 +388,13 @@ impl EventLoop {
                 // Out of descriptors and the like: the kernel keeps the connection queued.
                 Err(_) => return,
             };
-            if self.live >= self.config.max_connections {
-                let refusal = static_files::error_response(503, "too many connections");
+            if let Some(refusal) = self.admission(peer.ip(), now) {
+                bump(&self.shared.counters.handshakes_rejected, 1);
                 let _ = stream.write(&[refusal.head, refusal.body].concat());
                 continue;
             }
             let _ = stream.set_nodelay(true);
+            let Ok(transport) = Transport::new(stream, self.tls.as_ref()) else { continue };
             let slot = match self.free.pop() {
                 Some(slot) => slot,
                 None => {
@@ -329,17 +402,42 @@ impl EventLoop {
                     self.entries.len() - 1
                 }
             };
+            let deadline = now + self.config.handshake_timeout;
+            let id = make_id(slot, self.entries[slot].generation);
+            let mut conn = Box::new(Connection::new(id, transport, peer, now, deadline));
             let token = Token(slot + FIRST_CONN);
-            if self.poll.registry().register(&mut stream, token, Interest::READABLE | Interest::WRITABLE).is_err() {
+            if self.poll.registry().register(conn.transport.tcp(), token, Interest::READABLE | Interest::WRITABLE).is_err() {
                 self.free.push(slot);
                 continue;
             }
-            let deadline = now + self.config.handshake_timeout;
-            let id = make_id(slot, self.entries[slot].generation);
-            self.entries[slot].conn = Some(Box::new(Connection::new(id, stream, peer, now, deadline)));
+            if self.config.max_messages_per_sec > 0 || self.config.max_bytes_per_sec > 0 {
+                conn.rate = Some(Box::new(ConnRate {
+                    messages: TokenBucket::full(f64::from(self.config.max_messages_per_sec), now),
+                    bytes: TokenBucket::full(self.config.max_bytes_per_sec as f64, now),
+                }));
+            }
+            self.entries[slot].conn = Some(conn);
             self.live += 1;
+            self.ips.entry(peer.ip()).or_insert_with(|| IpState { connections: 0, handshakes: TokenBucket::full(0.0, now) }).connections += 1;
             self.schedule(deadline);
         }
+    }
+
+    /// Connection-level limits checked before anything is read: total, per IP, handshake rate.
+    fn admission(&mut self, ip: IpAddr, now: Instant) -> Option<StaticResponse> {
+        if self.live >= self.config.max_connections {
+            return Some(static_files::error_response(503, "too many connections"));
+        }
+        let per_ip = self.config.max_connections_per_ip;
+        let rate = f64::from(self.config.max_handshakes_per_ip_per_sec);
+        let state = self.ips.entry(ip).or_insert_with(|| IpState { connections: 0, handshakes: TokenBucket::full(rate, now) });
+        if per_ip > 0 && state.connections >= per_ip {
+            return Some(static_files::error_response(429, "too many connections from this address"));
+        }
+        if rate > 0.0 && !state.handshakes.take(rate, 1.0, now) {
+            return Some(static_files::error_response(429, "too many new connections from this address"));
+        }
+        None
     }
 
     fn on_readable(&mut self, slot: usize, now: Instant) {
@@ -347,7 +445,7 @@ impl EventLoop {
         let mut buf = std::mem::take(&mut self.read_buf);
         loop {
             let Some(conn) = self.entries.get_mut(slot).and_then(|e| e.conn.as_mut()) else { break };
-            match conn.stream.read(&mut buf) {
+            match conn.transport.read(&mut buf) {
                 Ok(0) => {
                     self.on_disconnect(slot);
                     break;
@@ -355,6 +453,7 @@ impl EventLoop {
                 Ok(n) => {
                     conn.last_seen = now;
                     conn.ping_sent = None;
+                    bump(&self.shared.counters.bytes_in, n as u64);
                     self.on_bytes(slot, &buf[..n], now);
                     if n >= budget {
                         self.read_again.push(slot);
@@ -370,6 +469,10 @@ impl EventLoop {
                 }
             }
         }
+        if matches!(self.entries.get(slot).and_then(|e| e.conn.as_deref()), Some(Connection { transport: Transport::Tls(_), .. })) {
+            // TLS may have produced handshake records or alerts to send.
+            self.mark_dirty(slot);
+        }
         self.read_buf = buf;
     }
 
@@ -381,27 +484,8 @@ impl EventLoop {
                 match parse_request(request, self.config.max_header_bytes) {
                     RequestHead::Partial => {}
                     RequestHead::Upgrade { request: upgrade, consumed } => {
-                        let early_frames = request.split_off(consumed);
-                        let protocol = choose_protocol(&self.config.subprotocols, &upgrade.protocols).map(str::to_owned);
-                        let response = accept_response(&upgrade.key, protocol.as_deref());
-                        conn.phase = Phase::Open;
-                        conn.announced = true;
-                        let (id, peer) = (conn.id, conn.peer);
-                        self.queue(slot, Bytes::from(response), false);
-                        self.shared.table.slot(slot).id.store(id, Ordering::Release);
-                        self.events.push(Event::Open {
-                            conn: id,
-                            peer,
-                            path: upgrade.path,
-                            protocol,
-                            headers: upgrade.headers,
-                        });
-                        if !self.config.ping_interval.is_zero() {
-                            self.schedule(now + self.config.ping_interval);
-                        }
-                        if !early_frames.is_empty() {
-                            self.on_frames(slot, &early_frames, now);
-                        }
+                        let early = request.split_off(consumed);
+                        self.on_upgrade_request(slot, upgrade, early, now);
                     }
                     RequestHead::Http { method, target } => {
                         let response = match &self.static_root {
@@ -410,12 +494,17 @@ impl EventLoop {
                         };
                         self.respond_and_finish(slot, response, now);
                     }
-                    RequestHead::Refuse { status: 426, .. } => {
-                        self.respond_and_finish(slot, static_files::upgrade_required(), now)
-                    }
+                    RequestHead::Refuse { status: 426, .. } => self.refuse(slot, static_files::upgrade_required(), now),
                     RequestHead::Refuse { status, reason } => {
-                        self.respond_and_finish(slot, static_files::error_response(status, reason), now)
+                        self.refuse(slot, static_files::error_response(status, reason), now)
                     }
+                }
+            }
+            Phase::Approval { early, .. } => {
+                if early.len() + data.len() > self.config.max_header_bytes {
+                    self.remove(slot);
+                } else {
+                    early.extend_from_slice(data);
                 }
             }
             Phase::Open | Phase::Closing { .. } => self.on_frames(slot, data, now),
@@ -423,7 +512,60 @@ impl EventLoop {
         }
     }
 
+    /// A valid upgrade request: check the origin, then accept or ask the host.
+    fn on_upgrade_request(&mut self, slot: usize, request: UpgradeRequest, early: Vec<u8>, now: Instant) {
+        let allowed = &self.config.allowed_origins;
+        if !allowed.is_empty() && request.header("Origin").is_some_and(|o| !allowed.iter().any(|a| a == o)) {
+            return self.refuse(slot, static_files::error_response(403, "origin not allowed"), now);
+        }
+        if !self.config.approve_handshakes {
+            let protocol = choose_protocol(&self.config.subprotocols, &request.protocols).map(str::to_owned);
+            return self.upgrade(slot, request, protocol, early, now);
+        }
+        let Some(conn) = self.entries[slot].conn.as_mut() else { return };
+        let deadline = now + self.config.approval_timeout;
+        self.events.push(Event::Handshake {
+            conn: conn.id,
+            peer: conn.peer,
+            path: request.path.clone(),
+            headers: request.headers.clone(),
+            protocols: request.protocols.clone(),
+        });
+        self.shared.table.slot(slot).pending.store(conn.id, Ordering::Release);
+        conn.phase = Phase::Approval { request: Box::new(request), early, deadline };
+        self.schedule(deadline);
+    }
+
+    /// Completes the upgrade: 101, `Open` event, then any frames that came with the request.
+    fn upgrade(&mut self, slot: usize, request: UpgradeRequest, protocol: Option<String>, early: Vec<u8>, now: Instant) {
+        let Some(conn) = self.entries[slot].conn.as_mut() else { return };
+        conn.phase = Phase::Open;
+        conn.announced = true;
+        let (id, peer) = (conn.id, conn.peer);
+        self.queue(slot, Bytes::from(accept_response(&request.key, protocol.as_deref())), false);
+        let shared = self.shared.table.slot(slot);
+        shared.pending.store(0, Ordering::Release);
+        shared.id.store(id, Ordering::Release);
+        bump(&self.shared.counters.handshakes_accepted, 1);
+        bump(&self.shared.counters.open_connections, 1);
+        self.events.push(Event::Open { conn: id, peer, path: request.path, protocol, headers: request.headers });
+        if !self.config.ping_interval.is_zero() {
+            self.schedule(now + self.config.ping_interval);
+        }
+        if !early.is_empty() {
+            self.on_frames(slot, &early, now);
+        }
+    }
+
+    /// Answers an upgrade attempt with an HTTP error and hangs up.
+    fn refuse(&mut self, slot: usize, response: StaticResponse, now: Instant) {
+        debug_assert!(response.status >= 400, "a refusal is an HTTP error");
+        bump(&self.shared.counters.handshakes_rejected, 1);
+        self.respond_and_finish(slot, response, now);
+    }
+
     fn respond_and_finish(&mut self, slot: usize, response: StaticResponse, now: Instant) {
+        self.shared.table.slot(slot).pending.store(0, Ordering::Release);
         self.queue(slot, Bytes::from(response.head), false);
         if !response.body.is_empty() {
             self.queue(slot, Bytes::from(response.body), false);
@@ -446,6 +588,19 @@ impl EventLoop {
             };
             match item {
                 Incoming::Message { is_text, data } if open => {
+                    if let Some(rate) = conn.rate.as_deref_mut() {
+                        let (msgs, bytes) = (f64::from(self.config.max_messages_per_sec), self.config.max_bytes_per_sec as f64);
+                        let within = (msgs == 0.0 || rate.messages.take(msgs, 1.0, now))
+                            && (bytes == 0.0 || rate.bytes.take(bytes, data.len() as f64, now));
+                        if !within {
+                            match self.config.rate_limit_policy {
+                                RateLimitPolicy::Drop => bump(&self.shared.counters.rate_limited, 1),
+                                RateLimitPolicy::Close => self.close_conn(slot, 1008, "rate limit exceeded", now),
+                            }
+                            continue;
+                        }
+                    }
+                    bump(&self.shared.counters.messages_in, 1);
                     self.events.push(Event::Message { conn: id, data, is_text })
                 }
                 Incoming::Message { .. } => {}
@@ -458,9 +613,9 @@ impl EventLoop {
                         let (code, reason) = status.clone().unwrap_or((1005, String::new()));
                         self.leave_open(slot);
                         self.queue(slot, close_frame(status.map(|(c, _)| c), ""), false);
-                        self.events.push(Event::Close { conn: id, code, reason, clean: true });
+                        self.report_close(id, code, reason, true, CloseCause::Clean);
                     } else if let Phase::Closing { code, reason, .. } = std::mem::replace(&mut conn.phase, Phase::Open) {
-                        self.events.push(Event::Close { conn: id, code, reason, clean: true });
+                        self.report_close(id, code, reason, true, CloseCause::Clean);
                     }
                     self.finish(slot, now);
                 }
@@ -480,16 +635,9 @@ impl EventLoop {
             Phase::Open => {
                 self.leave_open(slot);
                 self.queue(slot, close_frame(Some(violation.code), violation.reason), false);
-                self.events.push(Event::Close {
-                    conn: id,
-                    code: violation.code,
-                    reason: violation.reason.to_owned(),
-                    clean: false,
-                });
+                self.report_close(id, violation.code, violation.reason.to_owned(), false, CloseCause::Protocol);
             }
-            Phase::Closing { code, reason, .. } => {
-                self.events.push(Event::Close { conn: id, code, reason, clean: false })
-            }
+            Phase::Closing { code, reason, .. } => self.report_close(id, code, reason, false, CloseCause::Protocol),
             other => conn.phase = other,
         }
         self.finish(slot, now);
@@ -514,7 +662,7 @@ impl EventLoop {
             _ => None,
         };
         if let Some((code, reason)) = report {
-            self.events.push(Event::Close { conn: conn.id, code, reason, clean: false });
+            self.report_close(conn.id, code, reason, false, CloseCause::of_unanswered_close(code, CloseCause::Dropped));
         }
         self.remove(slot);
     }
@@ -540,11 +688,12 @@ impl EventLoop {
     fn flush(&mut self, slot: usize) {
         let Some(conn) = self.entries[slot].conn.as_mut() else { return };
         conn.dirty = false;
-        let written = match conn.out.flush(&mut conn.stream) {
+        let written = match conn.out.flush(&mut conn.transport).and_then(|n| conn.transport.flush().map(|()| n)) {
             Ok(n) => n,
             Err(_) => return self.on_disconnect(slot),
         };
         if written > 0 {
+            bump(&self.shared.counters.bytes_out, written as u64);
             let shared = self.shared.table.slot(slot);
             let left = shared.buffered.fetch_sub(written, Ordering::AcqRel) - written;
             if left <= self.shared.max_buffered / 2 && conn.is_open() && shared.blocked.swap(false, Ordering::AcqRel) {
@@ -553,7 +702,7 @@ impl EventLoop {
         }
         if conn.out.is_empty() && !conn.write_shut && matches!(conn.phase, Phase::Finishing { .. }) {
             conn.write_shut = true;
-            let _ = conn.stream.shutdown(Shutdown::Write);
+            conn.transport.shutdown_write();
         }
     }
 
@@ -579,15 +728,37 @@ impl EventLoop {
     fn remove(&mut self, slot: usize) {
         self.leave_open(slot);
         let Some(mut conn) = self.entries[slot].conn.take() else { return };
-        let _ = self.poll.registry().deregister(&mut conn.stream);
+        let _ = self.poll.registry().deregister(conn.transport.tcp());
+        if conn.announced {
+            self.shared.counters.open_connections.fetch_sub(1, Ordering::Relaxed);
+        } else if matches!(conn.phase, Phase::Handshake { .. } | Phase::Approval { .. }) {
+            bump(&self.shared.counters.handshakes_rejected, 1);
+        }
         let dropped = conn.out.discard();
         let shared = self.shared.table.slot(slot);
         shared.buffered.fetch_sub(dropped, Ordering::AcqRel);
         shared.blocked.store(false, Ordering::Release);
+        shared.pending.store(0, Ordering::Release);
+        self.release_ip(conn.peer.ip());
         let entry = &mut self.entries[slot];
         entry.generation = entry.generation.checked_add(1).unwrap_or(1);
         self.free.push(slot);
         self.live -= 1;
+    }
+
+    /// One connection from `ip` is gone; forget the address once nothing is left to remember.
+    fn release_ip(&mut self, ip: IpAddr) {
+        let rate = f64::from(self.config.max_handshakes_per_ip_per_sec);
+        let now = Instant::now();
+        let Some(state) = self.ips.get_mut(&ip) else { return };
+        state.connections -= 1;
+        if state.connections == 0 {
+            if state.handshakes.is_full(rate, now) {
+                self.ips.remove(&ip);
+            } else {
+                self.schedule(now + Duration::from_secs(1));
+            }
+        }
     }
 
     // ---- timers ----------------------------------------------------------------------------
@@ -608,24 +779,26 @@ impl EventLoop {
                     self.remove(slot);
                     None
                 }
+                Phase::Approval { deadline, .. } if now >= *deadline => {
+                    self.refuse(slot, static_files::error_response(503, "handshake not approved in time"), now);
+                    Some(now + self.config.close_timeout)
+                }
                 Phase::Closing { deadline, code, reason } if now >= *deadline => {
-                    self.events.push(Event::Close { conn: conn.id, code: *code, reason: reason.clone(), clean: false });
+                    let (id, code, reason) = (conn.id, *code, reason.clone());
+                    self.report_close(id, code, reason, false, CloseCause::of_unanswered_close(code, CloseCause::Timeout));
                     self.remove(slot);
                     None
                 }
-                Phase::Handshake { deadline, .. } | Phase::Finishing { deadline } | Phase::Closing { deadline, .. } => {
-                    Some(*deadline)
-                }
+                Phase::Handshake { deadline, .. }
+                | Phase::Approval { deadline, .. }
+                | Phase::Finishing { deadline }
+                | Phase::Closing { deadline, .. } => Some(*deadline),
                 Phase::Open if ping_interval.is_zero() => None,
                 Phase::Open => match conn.ping_sent {
                     Some(sent) if now >= sent + pong_timeout => {
                         // The peer stopped answering: drop it without a handshake.
-                        self.events.push(Event::Close {
-                            conn: conn.id,
-                            code: 1006,
-                            reason: "ping timeout".to_owned(),
-                            clean: false,
-                        });
+                        let id = conn.id;
+                        self.report_close(id, 1006, "ping timeout".to_owned(), false, CloseCause::Timeout);
                         self.remove(slot);
                         None
                     }
@@ -641,6 +814,18 @@ impl EventLoop {
             if let Some(due) = due {
                 next = Some(next.map_or(due, |n| n.min(due)));
             }
+        }
+        // Forget addresses with no connections whose handshake bucket has refilled.
+        let rate = f64::from(self.config.max_handshakes_per_ip_per_sec);
+        let mut refilling = false;
+        self.ips.retain(|_, ip| {
+            let keep = ip.connections > 0 || !ip.handshakes.is_full(rate, now);
+            refilling |= keep && ip.connections == 0;
+            keep
+        });
+        if refilling {
+            let soon = now + Duration::from_secs(1);
+            next = Some(next.map_or(soon, |n| n.min(soon)));
         }
         self.next_sweep = next;
     }

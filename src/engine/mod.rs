@@ -5,7 +5,9 @@
 pub mod connection;
 pub mod event_loop;
 pub mod events;
+pub mod rate;
 pub mod slots;
+pub mod transport;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -28,15 +30,57 @@ pub enum Command {
     Subscribe { conn: ConnId, topic: Arc<str> },
     Unsubscribe { conn: ConnId, topic: Arc<str> },
     Close { conn: ConnId, code: u16, reason: String },
+    /// Answer to a handshake awaiting approval; `protocol` must be one the client offered.
+    Accept { conn: ConnId, protocol: Option<String> },
+    Reject { conn: ConnId, status: u16, body: String },
     /// Close every connection with 1001, flush, and exit by `deadline`.
     Stop { deadline: Instant },
 }
 
-/// Counters kept by the loop, readable from any thread.
+/// Counters kept by the loop, readable from any thread (see [`crate::Stats`]).
 #[derive(Default)]
 pub struct Counters {
-    /// Broadcast/publish deliveries skipped because the recipient's queue was full.
+    pub open_connections: AtomicU64,
+    pub handshakes_accepted: AtomicU64,
+    pub handshakes_rejected: AtomicU64,
+    pub messages_in: AtomicU64,
+    pub messages_out: AtomicU64,
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
     pub dropped_deliveries: AtomicU64,
+    pub rate_limited: AtomicU64,
+    pub closes_clean: AtomicU64,
+    pub closes_protocol_error: AtomicU64,
+    pub closes_timeout: AtomicU64,
+    pub closes_dropped: AtomicU64,
+    pub closes_policy: AtomicU64,
+}
+
+/// Adds to a counter (the loop is the only writer; relaxed is enough).
+pub fn bump(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Ordering::Relaxed);
+}
+
+impl Counters {
+    pub fn snapshot(&self) -> crate::Stats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        crate::Stats {
+            open_connections: get(&self.open_connections),
+            handshakes_accepted: get(&self.handshakes_accepted),
+            handshakes_rejected: get(&self.handshakes_rejected),
+            messages_in: get(&self.messages_in),
+            messages_out: get(&self.messages_out),
+            bytes_in: get(&self.bytes_in),
+            bytes_out: get(&self.bytes_out),
+            dropped_deliveries: get(&self.dropped_deliveries),
+            rate_limited: get(&self.rate_limited),
+            closes_clean: get(&self.closes_clean),
+            closes_protocol_error: get(&self.closes_protocol_error),
+            closes_timeout: get(&self.closes_timeout),
+            closes_dropped: get(&self.closes_dropped),
+            closes_policy: get(&self.closes_policy),
+        }
+    }
 }
 
 /// State shared by the loop and every handle of one server.
@@ -46,6 +90,7 @@ pub struct Shared {
     pub counters: Counters,
     pub max_buffered: usize,
     pub backpressure: BackpressurePolicy,
+    pub backpressure_close_code: u16,
     commands: Sender<Command>,
     waker: mio::Waker,
     /// A wake-up is on its way to the loop; later commands need not wake it again.
@@ -61,6 +106,7 @@ impl Shared {
             counters: Counters::default(),
             max_buffered: config.max_buffered_bytes,
             backpressure: config.backpressure,
+            backpressure_close_code: config.backpressure_close_code,
             commands,
             waker,
             wake_pending: AtomicBool::new(false),

@@ -24,6 +24,8 @@ pub struct SlotShared {
     pub buffered: AtomicUsize,
     /// A send was refused for a full queue; the loop reports `Drain` when it empties.
     pub blocked: AtomicBool,
+    /// Id of the connection in this slot awaiting handshake approval, 0 when none.
+    pub pending: AtomicU64,
 }
 
 pub struct ConnTable {
@@ -53,6 +55,11 @@ impl ConnTable {
 
     fn existing(&self, slot: usize) -> Option<&SlotShared> {
         Some(&self.chunks.get(slot / CHUNK)?.get()?[slot % CHUNK])
+    }
+
+    /// The slot of `conn` if `conn` awaits handshake approval right now.
+    pub fn pending(&self, conn: ConnId) -> Option<&SlotShared> {
+        self.existing(slot_of(conn)).filter(|s| conn != 0 && s.pending.load(Ordering::Acquire) == conn)
     }
 
     /// The slot of `conn` if `conn` is open right now.

@@ -19,6 +19,10 @@ pub enum wsembed_event_kind {
     WSEMBED_EVENT_CLOSE = 4,
     /// The send queue fell below half of `max_buffered_bytes` after a WOULD_BLOCK.
     WSEMBED_EVENT_DRAIN = 5,
+    /// An upgrade request awaits approval (option `approve_handshakes`): `path`, `peer`,
+    /// `headers` and `protocols` are set. Answer with `wsembed_server_accept` or
+    /// `wsembed_server_reject`; OPEN follows an accept.
+    WSEMBED_EVENT_HANDSHAKE = 6,
 }
 
 /// One request header of an OPEN event (both strings NUL-terminated).
@@ -43,15 +47,17 @@ pub struct wsembed_event {
     /// TEXT/BINARY: the message; CLOSE: the reason (UTF-8). `data[len]` is not part of it.
     pub data: *const u8,
     pub len: usize,
-    /// OPEN: request target with query string, NUL-terminated.
+    /// OPEN/HANDSHAKE: request target with query string, NUL-terminated.
     pub path: *const c_char,
-    /// OPEN: peer address "ip:port", NUL-terminated.
+    /// OPEN/HANDSHAKE: peer address "ip:port", NUL-terminated.
     pub peer: *const c_char,
     /// OPEN: chosen subprotocol, or NULL.
     pub protocol: *const c_char,
-    /// OPEN: request headers in the order received.
+    /// OPEN/HANDSHAKE: request headers in the order received (Cookie, Authorization, Origin...).
     pub headers: *const wsembed_header,
     pub header_count: usize,
+    /// HANDSHAKE: the subprotocols the client offered, comma-separated, or NULL for none.
+    pub protocols: *const c_char,
 }
 
 /// Owns what the last batch's pointers point to.
@@ -84,6 +90,16 @@ impl Batch {
         ptr
     }
 
+    fn describe_request(&mut self, out: &mut wsembed_event, peer: std::net::SocketAddr, path: &str, headers: &[(String, String)]) {
+        out.peer = self.keep(&peer.to_string());
+        out.path = self.keep(path);
+        let list: Vec<wsembed_header> =
+            headers.iter().map(|(n, v)| wsembed_header { name: self.keep(n), value: self.keep(v) }).collect();
+        out.headers = list.as_ptr();
+        out.header_count = list.len();
+        self.headers.push(list);
+    }
+
     /// Describes event `i` of the batch for C.
     pub fn describe(&mut self, i: usize) -> wsembed_event {
         let mut out = wsembed_event {
@@ -98,20 +114,20 @@ impl Batch {
             protocol: std::ptr::null(),
             headers: std::ptr::null(),
             header_count: 0,
+            protocols: std::ptr::null(),
         };
         match &self.events[i] {
             Event::Open { peer, path, protocol, headers, .. } => {
-                let (peer, path, protocol) = (peer.to_string(), path.clone(), protocol.clone());
-                let headers = headers.clone();
+                let (peer, path, protocol, headers) = (*peer, path.clone(), protocol.clone(), headers.clone());
                 out.kind = wsembed_event_kind::WSEMBED_EVENT_OPEN;
-                out.peer = self.keep(&peer);
-                out.path = self.keep(&path);
+                self.describe_request(&mut out, peer, &path, &headers);
                 out.protocol = protocol.as_deref().map_or(std::ptr::null(), |p| self.keep(p));
-                let list: Vec<wsembed_header> =
-                    headers.iter().map(|(n, v)| wsembed_header { name: self.keep(n), value: self.keep(v) }).collect();
-                out.headers = list.as_ptr();
-                out.header_count = list.len();
-                self.headers.push(list);
+            }
+            Event::Handshake { peer, path, headers, protocols, .. } => {
+                let (peer, path, headers, protocols) = (*peer, path.clone(), headers.clone(), protocols.join(", "));
+                out.kind = wsembed_event_kind::WSEMBED_EVENT_HANDSHAKE;
+                self.describe_request(&mut out, peer, &path, &headers);
+                out.protocols = if protocols.is_empty() { std::ptr::null() } else { self.keep(&protocols) };
             }
             Event::Message { data, is_text, .. } => {
                 out.kind = if *is_text { wsembed_event_kind::WSEMBED_EVENT_TEXT } else { wsembed_event_kind::WSEMBED_EVENT_BINARY };

@@ -215,6 +215,41 @@ pub extern "C" fn wsembed_server_close(
     }
 }
 
+/// Accepts a connection reported by a HANDSHAKE event. `protocol` (NUL-terminated) picks one
+/// of the subprotocols the client offered, or is NULL to let the server's `subprotocols` list
+/// decide. NO_SUCH_CONNECTION if the handshake was already answered or timed out.
+#[no_mangle]
+pub extern "C" fn wsembed_server_accept(server: *const wsembed_server, conn: u64, protocol: *const c_char) -> wsembed_result {
+    ffi_boundary! {
+        let server = arg_ref!(server);
+        let protocol = if protocol.is_null() { None } else { Some(arg_str(protocol, "protocol")?) };
+        server.server.handle().accept(conn, protocol)
+    }
+}
+
+/// Rejects a connection reported by a HANDSHAKE event with HTTP `status` (400-599) and a
+/// short text `body` (NUL-terminated, at most 1024 bytes; NULL for none).
+#[no_mangle]
+pub extern "C" fn wsembed_server_reject(server: *const wsembed_server, conn: u64, status: u16, body: *const c_char) -> wsembed_result {
+    ffi_boundary! {
+        let server = arg_ref!(server);
+        let body = if body.is_null() { "" } else { arg_str(body, "body")? };
+        server.server.handle().reject(conn, status, body)
+    }
+}
+
+/// Writes a snapshot of the server's counters to `*stats`.
+#[no_mangle]
+pub extern "C" fn wsembed_server_stats(server: *const wsembed_server, stats: *mut crate::Stats) -> wsembed_result {
+    ffi_boundary! {
+        let server = arg_ref!(server);
+        let stats = arg_out!(stats);
+        // SAFETY: checked non-NULL.
+        unsafe { *stats = server.server.handle().stats() };
+        Ok(())
+    }
+}
+
 /// Writes to `*bytes` how many bytes are queued for `conn` and not yet written to its socket.
 #[no_mangle]
 pub extern "C" fn wsembed_server_buffered_amount(server: *const wsembed_server, conn: u64, bytes: *mut usize) -> wsembed_result {

@@ -1,0 +1,35 @@
+//! Server counters, readable from any thread at any time (`ServerHandle::stats`,
+//! `wsembed_server_stats`).
+
+/// A snapshot of a server's counters (all since start). In C: `wsembed_stats`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// WebSocket connections open now.
+    pub open_connections: u64,
+    /// Upgrades completed (101 sent).
+    pub handshakes_accepted: u64,
+    /// Upgrade attempts refused: bad requests, 403 origin, 429 per-IP limits, 503 (full or
+    /// unanswered approval), host rejections, handshake timeouts.
+    pub handshakes_rejected: u64,
+    pub messages_in: u64,
+    /// Messages queued for sending (a broadcast counts once per recipient).
+    pub messages_out: u64,
+    /// Bytes read from sockets (after TLS decryption) and written to them (before encryption).
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// Broadcast/publish deliveries skipped because the recipient's queue was full.
+    pub dropped_deliveries: u64,
+    /// Messages dropped by the rate limit (policy "drop").
+    pub rate_limited: u64,
+    /// Closes with a completed close handshake (either side started it).
+    pub closes_clean: u64,
+    /// Closes because the peer broke the protocol (1002, 1007, 1009).
+    pub closes_protocol_error: u64,
+    /// Closes because the peer stopped answering (ping timeout, close timeout).
+    pub closes_timeout: u64,
+    /// TCP connections lost without a close handshake (1006).
+    pub closes_dropped: u64,
+    /// Closes for policy: rate limit or send buffer full (1008/1013).
+    pub closes_policy: u64,
+}
