@@ -9,7 +9,6 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use mio::net::TcpListener;
-use tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::config::{BackpressurePolicy, ServerConfig};
 use crate::engine::event_loop::{EventLoop, WAKER};
@@ -137,7 +136,7 @@ impl ServerHandle {
     }
 
     fn send_frame(&self, conn: ConnId, frame: bytes::Bytes) -> Result<(), Error> {
-        let slot = self.shared.table.open(conn).ok_or(Error::NoSuchConnection)?;
+        let slot = self.open_slot(conn)?;
         let len = frame.len();
         let before = slot.buffered.fetch_add(len, Ordering::AcqRel);
         if self.shared.backpressure == BackpressurePolicy::Block && before > 0 && before + len > self.shared.max_buffered {
@@ -166,26 +165,26 @@ impl ServerHandle {
     }
 
     pub fn subscribe(&self, conn: ConnId, topic: &str) -> Result<(), Error> {
-        self.shared.table.open(conn).ok_or(Error::NoSuchConnection)?;
+        self.open_slot(conn)?;
         self.shared.submit(Command::Subscribe { conn, topic: topic.into() })
     }
 
     pub fn unsubscribe(&self, conn: ConnId, topic: &str) -> Result<(), Error> {
-        self.shared.table.open(conn).ok_or(Error::NoSuchConnection)?;
+        self.open_slot(conn)?;
         self.shared.submit(Command::Unsubscribe { conn, topic: topic.into() })
     }
 
-    /// Starts the close handshake with `code` (1000, 1001, 1003, 1007-1014 or 3000-4999) and a
+    /// Starts the close handshake with `code` (1000-1003, 1007-1014 or 3000-4999) and a
     /// reason of at most 123 bytes. The connection stops accepting sends at once; a `Close`
     /// event follows when the peer answers (or the close timeout passes).
     pub fn close(&self, conn: ConnId, code: u16, reason: &str) -> Result<(), Error> {
-        if !CloseCode::from(code).is_allowed() || code < 1000 {
+        if !crate::protocol::decoder::is_valid_close_code(code) {
             return Err(Error::InvalidArgument(format!("close code {code} may not be sent")));
         }
         if reason.len() > MAX_CLOSE_REASON {
             return Err(Error::InvalidArgument(format!("close reason is {} bytes, at most 123 fit", reason.len())));
         }
-        let slot = self.shared.table.open(conn).ok_or(Error::NoSuchConnection)?;
+        let slot = self.open_slot(conn)?;
         // Claim the close so concurrent sends fail right away and a second close is refused.
         slot.id.compare_exchange(conn, 0, Ordering::AcqRel, Ordering::Acquire).map_err(|_| Error::NoSuchConnection)?;
         self.shared.submit(Command::Close { conn, code, reason: reason.to_owned() })
@@ -194,7 +193,7 @@ impl ServerHandle {
     /// Accepts a handshake reported by `Event::Handshake`, optionally choosing one of the
     /// subprotocols the client offered (`None`, or one not offered: the server's own list decides).
     pub fn accept(&self, conn: ConnId, protocol: Option<&str>) -> Result<(), Error> {
-        let slot = self.shared.table.pending(conn).ok_or(Error::NoSuchConnection)?;
+        let slot = self.pending_slot(conn)?;
         slot.pending.compare_exchange(conn, 0, Ordering::AcqRel, Ordering::Acquire).map_err(|_| Error::NoSuchConnection)?;
         self.shared.submit(Command::Accept { conn, protocol: protocol.map(str::to_owned) })
     }
@@ -208,7 +207,7 @@ impl ServerHandle {
         if body.len() > 1024 {
             return Err(Error::InvalidArgument("reject body over 1024 bytes".to_owned()));
         }
-        let slot = self.shared.table.pending(conn).ok_or(Error::NoSuchConnection)?;
+        let slot = self.pending_slot(conn)?;
         slot.pending.compare_exchange(conn, 0, Ordering::AcqRel, Ordering::Acquire).map_err(|_| Error::NoSuchConnection)?;
         self.shared.submit(Command::Reject { conn, status, body: body.to_owned() })
     }
@@ -220,12 +219,29 @@ impl ServerHandle {
 
     /// Bytes queued for `conn` and not yet written to its socket.
     pub fn buffered_amount(&self, conn: ConnId) -> Result<usize, Error> {
-        let slot = self.shared.table.open(conn).ok_or(Error::NoSuchConnection)?;
+        let slot = self.open_slot(conn)?;
         Ok(slot.buffered.load(Ordering::Acquire))
     }
 
     pub fn is_stopping(&self) -> bool {
         self.shared.is_stopping()
+    }
+}
+
+impl ServerHandle {
+    /// The slot of an open connection; `Stopped` takes precedence over a closed id.
+    fn open_slot(&self, conn: ConnId) -> Result<&crate::engine::slots::SlotShared, Error> {
+        if self.shared.is_stopping() {
+            return Err(Error::Stopped);
+        }
+        self.shared.table.open(conn).ok_or(Error::NoSuchConnection)
+    }
+
+    fn pending_slot(&self, conn: ConnId) -> Result<&crate::engine::slots::SlotShared, Error> {
+        if self.shared.is_stopping() {
+            return Err(Error::Stopped);
+        }
+        self.shared.table.pending(conn).ok_or(Error::NoSuchConnection)
     }
 }
 

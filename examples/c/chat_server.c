@@ -17,6 +17,7 @@
 #define _XOPEN_SOURCE 700 /* realpath */
 #include <errno.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -155,9 +156,26 @@ int main(int argc, char **argv) {
     enum { CAPACITY = 256 };
     static wsembed_event events[CAPACITY];
     int exit_code = 0;
+    /* Wait on the event fd with poll(2), which a signal interrupts at once (EINTR); the
+     * timeout only bounds the race of a signal arriving just before poll(2) is entered. */
+    int event_fd = -1;
+    rc = wsembed_server_event_fd(server, &event_fd);
+    if (rc != WSEMBED_OK) {
+        fail("event_fd", rc);
+        stop_requested = 1;
+        exit_code = 1;
+    }
     while (!stop_requested) {
+        struct pollfd pfd = {.fd = event_fd, .events = POLLIN};
+        int ready = poll(&pfd, 1, 500);
+        if (ready < 0 && errno != EINTR) {
+            perror("chat_server: poll");
+            exit_code = 1;
+            break;
+        }
+        if (ready <= 0) continue;
         size_t count = 0;
-        rc = wsembed_server_poll(server, events, CAPACITY, 200, &count);
+        rc = wsembed_server_poll(server, events, CAPACITY, 0, &count);
         if (rc != WSEMBED_OK) {
             fail("poll", rc);
             exit_code = 1;

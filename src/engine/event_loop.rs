@@ -373,6 +373,8 @@ impl EventLoop {
             (false, CloseCause::Dropped | CloseCause::Server | CloseCause::Clean) => &counters.closes_dropped,
         };
         bump(counter, 1);
+        // Every announced connection gets exactly one Close: the one place to stop counting it.
+        self.shared.counters.open_connections.fetch_sub(1, Ordering::Relaxed);
         self.events.push(Event::Close { conn, code, reason, clean });
     }
 
@@ -729,9 +731,7 @@ impl EventLoop {
         self.leave_open(slot);
         let Some(mut conn) = self.entries[slot].conn.take() else { return };
         let _ = self.poll.registry().deregister(conn.transport.tcp());
-        if conn.announced {
-            self.shared.counters.open_connections.fetch_sub(1, Ordering::Relaxed);
-        } else if matches!(conn.phase, Phase::Handshake { .. } | Phase::Approval { .. }) {
+        if !conn.announced && matches!(conn.phase, Phase::Handshake { .. } | Phase::Approval { .. }) {
             bump(&self.shared.counters.handshakes_rejected, 1);
         }
         let dropped = conn.out.discard();

@@ -8,7 +8,7 @@
 
 use std::io::Cursor;
 
-use tungstenite::protocol::frame::coding::{CloseCode, Control, Data, OpCode};
+use tungstenite::protocol::frame::coding::{Control, Data, OpCode};
 use tungstenite::protocol::frame::FrameHeader;
 
 use super::utf8::Utf8Validator;
@@ -262,7 +262,7 @@ pub fn parse_close_payload(payload: &[u8]) -> Result<Option<(u16, String)>, Viol
         1 => Err(Violation::protocol("close frame with a 1-byte payload")),
         _ => {
             let code = u16::from_be_bytes([payload[0], payload[1]]);
-            if !CloseCode::from(code).is_allowed() {
+            if !is_valid_close_code(code) {
                 return Err(Violation::protocol("close frame with an invalid status code"));
             }
             let reason = std::str::from_utf8(&payload[2..])
@@ -270,6 +270,13 @@ pub fn parse_close_payload(payload: &[u8]) -> Result<Option<(u16, String)>, Viol
             Ok(Some((code, reason.to_owned())))
         }
     }
+}
+
+/// Close codes an endpoint may put on the wire: RFC 6455 section 7.4 plus the IANA registry
+/// (1012-1014), and the 3000-4999 ranges for libraries and applications. tungstenite's
+/// `CloseCode::is_allowed` misses 1014 ("Bad Gateway"), so the rule lives here, once.
+pub fn is_valid_close_code(code: u16) -> bool {
+    matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
 }
 
 /// XORs `buf` with the mask, `offset` being the position of `buf[0]` within the frame payload.
@@ -374,5 +381,7 @@ mod tests {
         assert!(parse_close_payload(&[0x03]).is_err());
         assert!(parse_close_payload(&[0x0b, 0xb8]).is_ok()); // 3000
         assert!(parse_close_payload(&[0x03, 0xe7]).is_err()); // 999
+        assert!(parse_close_payload(&[0x03, 0xf6]).is_ok()); // 1014
+        assert!(parse_close_payload(&[0x03, 0xf7]).is_err()); // 1015
     }
 }

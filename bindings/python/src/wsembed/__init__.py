@@ -1,0 +1,52 @@
+"""wsembed: a fast embeddable WebSocket server (Rust engine, loaded through ctypes).
+
+    import wsembed
+
+    with wsembed.Server(port=8765) as server:
+        for event in server:
+            if isinstance(event, wsembed.Message):
+                server.send(event.conn, event.data)   # echo: str as text, bytes as binary
+
+The native library is bundled inside the package; ``WSEMBED_LIBRARY=/path/libwsembed.so``
+overrides it (for development against a fresh ``cargo build``).
+"""
+
+from __future__ import annotations
+
+from ._ffi import library_version as _library_version
+from ._errors import (
+    ConnectionClosedError,
+    InternalError,
+    InvalidArgumentError,
+    InvalidUtf8Error,
+    ServerIOError,
+    ServerStoppedError,
+    WouldBlockError,
+    WsembedError,
+)
+from ._events import Close, Drain, Event, Message, Open
+from ._server import Data, Server
+
+__version__ = "0.1.0"
+
+#: Version of the loaded native library (``wsembed_version()``).
+library_version: str = _library_version
+
+__all__ = [
+    "Server",
+    "Data",
+    "Event",
+    "Open",
+    "Message",
+    "Close",
+    "Drain",
+    "WsembedError",
+    "InvalidArgumentError",
+    "InvalidUtf8Error",
+    "ConnectionClosedError",
+    "ServerStoppedError",
+    "WouldBlockError",
+    "ServerIOError",
+    "InternalError",
+    "library_version",
+]
