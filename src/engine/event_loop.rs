@@ -606,7 +606,11 @@ impl EventLoop {
                     self.events.push(Event::Message { conn: id, data, is_text })
                 }
                 Incoming::Message { .. } => {}
-                Incoming::Ping(payload) if open => self.queue(slot, pong_frame(&payload), false),
+                // A peer that pings but never reads must not grow our queue without bound;
+                // RFC 6455 lets us answer only the most recent ping anyway.
+                Incoming::Ping(payload) if open && conn.out.bytes <= self.shared.max_buffered => {
+                    self.queue(slot, pong_frame(&payload), false)
+                }
                 Incoming::Ping(_) => {}
                 Incoming::Pong(_) => conn.ping_sent = None,
                 Incoming::Close(status) => {
