@@ -22,7 +22,7 @@ pub struct Stats {
     pub dropped_deliveries: u64,
     /// Messages dropped by the rate limit (policy "drop").
     pub rate_limited: u64,
-    /// Closes with a completed close handshake (either side started it).
+    /// Closes with a completed close handshake (either side started it), except policy closes.
     pub closes_clean: u64,
     /// Closes because the peer broke the protocol (1002, 1007, 1009).
     pub closes_protocol_error: u64,
@@ -30,6 +30,6 @@ pub struct Stats {
     pub closes_timeout: u64,
     /// TCP connections lost without a close handshake (1006).
     pub closes_dropped: u64,
-    /// Closes for policy: rate limit or send buffer full (1008/1013).
+    /// Closes for policy: rate limit or send buffer full (1008/1013), clean or not.
     pub closes_policy: u64,
 }

@@ -45,8 +45,8 @@ enum CloseCause {
 }
 
 impl CloseCause {
-    /// Cause of a server-initiated close the peer never answered: policy closes stay policy.
-    fn of_unanswered_close(code: u16, otherwise: CloseCause) -> CloseCause {
+    /// Cause of a server-initiated close: policy closes (1008/1013) count as policy however they end.
+    fn of_server_close(code: u16, otherwise: CloseCause) -> CloseCause {
         match code {
             1008 | 1013 => CloseCause::Policy,
             _ => otherwise,
@@ -365,12 +365,12 @@ impl EventLoop {
     /// Emits the one `Close` event of a connection and counts its cause.
     fn report_close(&mut self, conn: ConnId, code: u16, reason: String, clean: bool, cause: CloseCause) {
         let counters = &self.shared.counters;
-        let counter = match (clean, cause) {
-            (true, _) => &counters.closes_clean,
-            (false, CloseCause::Protocol) => &counters.closes_protocol_error,
-            (false, CloseCause::Timeout) => &counters.closes_timeout,
-            (false, CloseCause::Policy) => &counters.closes_policy,
-            (false, CloseCause::Dropped | CloseCause::Server | CloseCause::Clean) => &counters.closes_dropped,
+        let counter = match (cause, clean) {
+            (CloseCause::Policy, _) => &counters.closes_policy,
+            (_, true) => &counters.closes_clean,
+            (CloseCause::Protocol, false) => &counters.closes_protocol_error,
+            (CloseCause::Timeout, false) => &counters.closes_timeout,
+            (CloseCause::Dropped | CloseCause::Server | CloseCause::Clean, false) => &counters.closes_dropped,
         };
         bump(counter, 1);
         // Every announced connection gets exactly one Close: the one place to stop counting it.
@@ -621,7 +621,7 @@ impl EventLoop {
                         self.queue(slot, close_frame(status.map(|(c, _)| c), ""), false);
                         self.report_close(id, code, reason, true, CloseCause::Clean);
                     } else if let Phase::Closing { code, reason, .. } = std::mem::replace(&mut conn.phase, Phase::Open) {
-                        self.report_close(id, code, reason, true, CloseCause::Clean);
+                        self.report_close(id, code, reason, true, CloseCause::of_server_close(code, CloseCause::Clean));
                     }
                     self.finish(slot, now);
                 }
@@ -668,7 +668,7 @@ impl EventLoop {
             _ => None,
         };
         if let Some((code, reason)) = report {
-            self.report_close(conn.id, code, reason, false, CloseCause::of_unanswered_close(code, CloseCause::Dropped));
+            self.report_close(conn.id, code, reason, false, CloseCause::of_server_close(code, CloseCause::Dropped));
         }
         self.remove(slot);
     }
@@ -789,7 +789,7 @@ impl EventLoop {
                 }
                 Phase::Closing { deadline, code, reason } if now >= *deadline => {
                     let (id, code, reason) = (conn.id, *code, reason.clone());
-                    self.report_close(id, code, reason, false, CloseCause::of_unanswered_close(code, CloseCause::Timeout));
+                    self.report_close(id, code, reason, false, CloseCause::of_server_close(code, CloseCause::Timeout));
                     self.remove(slot);
                     None
                 }

@@ -164,6 +164,24 @@ def test_bad_close_arguments_raise(server, events):
             server.close(conn, 1000, "nul\0inside")
 
 
+def test_close_code_1014_and_other_valid_codes(server, events):
+    for code, reason in ((1014, "bad gateway"), (1011, ""), (1003, "no binary"), (3000, "app")):
+        with connect(server.url) as ws:
+            conn = events.wait(wsembed.Open).conn
+            server.close(conn, code, reason)
+            with pytest.raises(ConnectionClosed) as info:
+                ws.recv(timeout=5)
+            assert info.value.rcvd is not None
+            assert (info.value.rcvd.code, info.value.rcvd.reason) == (code, reason)
+        close = events.wait(wsembed.Close)
+        assert (close.conn, close.code, close.clean) == (conn, code, True)
+    with connect(server.url):
+        conn = events.wait(wsembed.Open).conn
+        for bad in (999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 70000):
+            with pytest.raises(wsembed.InvalidArgumentError):
+                server.close(conn, bad)
+
+
 def test_stale_ids_raise(server, events):
     with pytest.raises(wsembed.ConnectionClosedError):
         server.send(987654321, "never existed")
@@ -177,6 +195,8 @@ def test_stale_ids_raise(server, events):
         lambda: server.subscribe(conn, "t"),
         lambda: server.close(conn),
         lambda: server.buffered_amount(conn),
+        lambda: server.accept(conn),
+        lambda: server.reject(conn, 403),
     ):
         with pytest.raises(wsembed.ConnectionClosedError) as info:
             call()
@@ -254,7 +274,7 @@ def test_context_manager_stops_and_client_sees_1001():
         with wsembed.Server() as srv:
             collector = Collector(srv)
             ws = later(srv.url)
-            collector.wait(wsembed.Open)
+            conn = collector.wait(wsembed.Open).conn
         assert srv.stopped
         with pytest.raises(ConnectionClosed) as info:
             ws.recv(timeout=5)
@@ -264,11 +284,25 @@ def test_context_manager_stops_and_client_sees_1001():
     assert any(isinstance(e, wsembed.Close) for e in rest)
     with pytest.raises(wsembed.ServerStoppedError):
         srv.poll(0)
-    with pytest.raises(wsembed.ServerStoppedError):
-        srv.broadcast("x")
-    with pytest.raises((wsembed.ServerStoppedError, wsembed.ConnectionClosedError)):
-        srv.send(1, "x")
+    # After stop every call reports STOPPED, for known and unknown connection ids alike.
+    for call in (
+        lambda: srv.broadcast("x"),
+        lambda: srv.publish("t", "x"),
+        lambda: srv.send(conn, "x"),
+        lambda: srv.send(987654321, b"x"),
+        lambda: srv.subscribe(conn, "t"),
+        lambda: srv.unsubscribe(conn, "t"),
+        lambda: srv.close(conn),
+        lambda: srv.buffered_amount(conn),
+        lambda: srv.accept(conn),
+        lambda: srv.reject(conn, 403),
+    ):
+        with pytest.raises(wsembed.ServerStoppedError) as info:
+            call()
+        assert info.value.code == 4
     srv.stop()  # a second stop does nothing
+    # Counters stay readable.
+    assert srv.stats().handshakes_accepted == 1
 
 
 def test_iteration_ends_when_stopped_from_another_thread():

@@ -7,6 +7,11 @@
             if isinstance(event, wsembed.Message):
                 server.send(event.conn, event.data)   # echo: str as text, bytes as binary
 
+Admission control: ``Server(approve_handshakes=True)`` reports each upgrade request as a
+``Handshake`` event (path, peer, headers such as Cookie, offered subprotocols) that the
+application answers with ``server.accept(conn, protocol=None)`` or
+``server.reject(conn, status=403, body="")``. ``server.stats()`` returns the engine's counters.
+
 The native library is bundled inside the package; ``WSEMBED_LIBRARY=/path/libwsembed.so``
 overrides it (for development against a fresh ``cargo build``).
 """
@@ -24,7 +29,7 @@ from ._errors import (
     WouldBlockError,
     WsembedError,
 )
-from ._events import Close, Drain, Event, Message, Open
+from ._events import Close, Drain, Event, Handshake, Message, Open, Stats
 from ._server import Data, Server
 
 __version__ = "0.1.0"
@@ -36,10 +41,12 @@ __all__ = [
     "Server",
     "Data",
     "Event",
+    "Handshake",
     "Open",
     "Message",
     "Close",
     "Drain",
+    "Stats",
     "WsembedError",
     "InvalidArgumentError",
     "InvalidUtf8Error",

@@ -26,6 +26,7 @@ from pathlib import Path
 ABI_VERSION = (0, 1)
 
 OK = 0
+ERR_INVALID_ARGUMENT = 2
 ERR_NO_SUCH_CONNECTION = 3
 ERR_STOPPED = 4
 
@@ -34,6 +35,7 @@ EVENT_TEXT = 2
 EVENT_BINARY = 3
 EVENT_CLOSE = 4
 EVENT_DRAIN = 5
+EVENT_HANDSHAKE = 6
 
 TEXT = 1
 BINARY = 2
@@ -56,13 +58,39 @@ class Event(Structure):
         ("protocol", c_char_p),
         ("headers", POINTER(Header)),
         ("header_count", c_size_t),
+        ("protocols", c_char_p),
     ]
 
 
 # The same layout for struct.iter_unpack, which decodes a whole batch in one call:
-# kind, close_code, clean, conn, data, len, path, peer, protocol, headers, header_count.
-EVENT_FORMAT = struct.Struct("@IH?QPNPPPPN")
+# kind, close_code, clean, conn, data, len, path, peer, protocol, headers, header_count,
+# protocols.
+EVENT_FORMAT = struct.Struct("@IH?QPNPPPPNP")
 assert EVENT_FORMAT.size == ctypes.sizeof(Event), "struct wsembed_event layout mismatch"
+
+STATS_FIELDS = (
+    "open_connections",
+    "handshakes_accepted",
+    "handshakes_rejected",
+    "messages_in",
+    "messages_out",
+    "bytes_in",
+    "bytes_out",
+    "dropped_deliveries",
+    "rate_limited",
+    "closes_clean",
+    "closes_protocol_error",
+    "closes_timeout",
+    "closes_dropped",
+    "closes_policy",
+)
+
+
+class Stats(Structure):
+    _fields_ = [(name, c_uint64) for name in STATS_FIELDS]
+
+
+assert ctypes.sizeof(Stats) == 8 * 14, "struct wsembed_stats layout mismatch"
 
 _server_p = c_void_p
 _config_p = c_void_p
@@ -87,6 +115,9 @@ _SIGNATURES = {
     "wsembed_server_subscribe": (_result, [_server_p, c_uint64, c_char_p]),
     "wsembed_server_unsubscribe": (_result, [_server_p, c_uint64, c_char_p]),
     "wsembed_server_close": (_result, [_server_p, c_uint64, c_uint16, c_char_p]),
+    "wsembed_server_accept": (_result, [_server_p, c_uint64, c_char_p]),
+    "wsembed_server_reject": (_result, [_server_p, c_uint64, c_uint16, c_char_p]),
+    "wsembed_server_stats": (_result, [_server_p, POINTER(Stats)]),
     "wsembed_server_buffered_amount": (_result, [_server_p, c_uint64, POINTER(c_size_t)]),
     "wsembed_server_stop": (_result, [_server_p, c_uint32]),
     "wsembed_server_free": (None, [_server_p]),

@@ -11,11 +11,11 @@ import threading
 import time
 import weakref
 from ctypes import byref, c_char, c_int, c_size_t, c_uint16, c_void_p, string_at
-from typing import Any, AsyncIterator, Iterator, List, Optional, Union
+from typing import Any, AsyncIterator, Iterator, List, Optional, Tuple, Union
 
 from . import _ffi
 from ._errors import InvalidArgumentError, InvalidUtf8Error, ServerStoppedError, WsembedError, error_for
-from ._events import Close, Drain, Event, Message, Open
+from ._events import Close, Drain, Event, Handshake, Message, Open, Stats
 
 __all__ = ["Server", "Data"]
 
@@ -40,7 +40,9 @@ _iter_unpack = _ffi.EVENT_FORMAT.iter_unpack
 _SLICE_MS = 250
 
 # Options given in seconds by their Python alias: ping_interval=30 -> ping_interval_ms=30000.
-_SECONDS_ALIASES = ("handshake_timeout", "ping_interval", "pong_timeout", "close_timeout")
+_SECONDS_ALIASES = ("handshake_timeout", "ping_interval", "pong_timeout", "close_timeout", "approval_timeout")
+
+_TLS_OPTIONS = ("tls_cert_file", "tls_key_file", "tls_cert_pem", "tls_key_pem")
 
 _live: "weakref.WeakSet[Server]" = weakref.WeakSet()
 
@@ -98,33 +100,92 @@ def _decode(ptr: Optional[int]) -> str:
     return string_at(ptr).decode("utf-8", "replace") if ptr else ""
 
 
+def _headers(address: Optional[int], count: int) -> List[Tuple[str, str]]:
+    pairs = []
+    if count and address:
+        for h in (_ffi.Header * count).from_address(address):
+            pairs.append(
+                (
+                    (h.name or b"").decode("utf-8", "replace"),
+                    (h.value or b"").decode("utf-8", "replace"),
+                )
+            )
+    return pairs
+
+
 class Server:
     """A WebSocket server running on a background thread of the wsembed engine.
 
-    ``Server(host="127.0.0.1", port=0, **limits)`` starts listening at once; ``port=0``
-    picks a free port (read it back from :attr:`port`). Every other keyword is an engine
-    option passed by name: ``max_message_size``, ``max_frame_size``, ``max_connections``,
-    ``handshake_timeout_ms``, ``max_header_bytes``, ``ping_interval_ms``,
-    ``pong_timeout_ms``, ``close_timeout_ms``, ``max_buffered_bytes``, ``backpressure``
-    (``"block"`` or ``"close"``), ``static_dir`` (serve files over plain HTTP from this
-    directory), ``max_static_file_bytes``, ``subprotocols`` (a list or a comma-separated
-    string). ``handshake_timeout``, ``ping_interval``, ``pong_timeout`` and
-    ``close_timeout`` are accepted in seconds too. Unknown names and bad values raise
-    :class:`InvalidArgumentError`; a port in use raises :class:`ServerIOError`.
+    ``Server(host="127.0.0.1", port=0, tls=None, **options)`` starts listening at once;
+    ``port=0`` picks a free port (read it back from :attr:`port`). Every other keyword is an
+    engine option passed by name (numbers as ``int``, lists as a list or a comma-separated
+    string, switches as ``bool``, paths as ``str`` or :class:`os.PathLike`):
+
+    Limits and timeouts
+        ``max_message_size``, ``max_frame_size`` (larger closes with 1009),
+        ``max_connections`` (more get HTTP 503), ``handshake_timeout_ms``,
+        ``max_header_bytes`` (larger gets 431), ``ping_interval_ms`` (0 = never),
+        ``pong_timeout_ms``, ``close_timeout_ms``. ``handshake_timeout``, ``ping_interval``,
+        ``pong_timeout``, ``close_timeout`` and ``approval_timeout`` take seconds instead.
+    Backpressure
+        ``max_buffered_bytes`` (cap on bytes queued per connection), ``backpressure``:
+        ``"block"`` (sends raise :class:`WouldBlockError`, broadcasts skip the connection)
+        or ``"close"`` (close it with ``backpressure_close_code``: 1008, or 1013 "try again
+        later").
+    Admission
+        ``allowed_origins``: browser origins allowed to connect (exact ``Origin`` match such
+        as ``"https://example.com"``; empty = any; requests without ``Origin`` pass); others
+        get HTTP 403. ``max_connections_per_ip`` and ``max_handshakes_per_ip_per_sec``
+        (0 = no limit): more get HTTP 429. ``approve_handshakes=True`` reports each valid
+        upgrade request as a :class:`Handshake` event and waits for :meth:`accept` or
+        :meth:`reject`; one left unanswered for ``approval_timeout_ms`` (default 10000) gets
+        HTTP 503.
+    Rate limits (per connection, token bucket with a one-second burst; 0 = no limit)
+        ``max_messages_per_sec``, ``max_bytes_per_sec``; ``rate_limit_policy``: ``"close"``
+        (close with 1008, the default) or ``"drop"`` (discard the message and count it in
+        :attr:`Stats.rate_limited`).
+    TLS (wss://; TLS 1.2 and 1.3)
+        ``tls_cert_file`` and ``tls_key_file`` (paths of PEM files), or ``tls_cert_pem`` and
+        ``tls_key_pem`` (the PEM text), or ``tls=(cert_path, key_path)`` for short. With TLS,
+        :attr:`url` starts with ``wss://``. An unreadable or invalid certificate or key
+        raises :class:`InvalidArgumentError`.
+    Other
+        ``subprotocols`` (the server's list, most preferred first), ``static_dir`` (serve
+        plain HTTP GET/HEAD from this directory), ``max_static_file_bytes``.
+
+    Unknown names and bad values raise :class:`InvalidArgumentError`; a port in use raises
+    :class:`ServerIOError`.
 
     Use it as a context manager: leaving the block stops the server, which closes every
     client with 1001 (going away). Read events with :meth:`poll`, ``for event in server``,
     :meth:`events` or, under asyncio, ``async for event in server.aevents()``. Poll from one
-    thread (or task) at a time; the send methods (:meth:`send`, :meth:`broadcast`,
-    :meth:`publish`, :meth:`subscribe`, :meth:`unsubscribe`, :meth:`close`, :meth:`stop`) are
-    safe from any thread.
+    thread (or task) at a time; the other methods (:meth:`send`, :meth:`broadcast`,
+    :meth:`publish`, :meth:`subscribe`, :meth:`unsubscribe`, :meth:`close`, :meth:`accept`,
+    :meth:`reject`, :meth:`stats`, :meth:`stop`) are safe from any thread.
     """
 
     #: How many events one poll (one FFI call) can return.
     batch_size = 256
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, **limits: Any) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        tls: Optional[Tuple[Union[str, "os.PathLike[str]"], Union[str, "os.PathLike[str]"]]] = None,
+        **limits: Any,
+    ) -> None:
         self._handle: int = 0
+        if tls is not None:
+            try:
+                cert_path, key_path = tls
+            except (TypeError, ValueError):
+                raise TypeError("tls must be a (cert_path, key_path) pair") from None
+            for name in ("tls_cert_file", "tls_key_file"):
+                if limits.get(name) is not None:
+                    raise TypeError(f"give either tls=(cert, key) or {name}=..., not both")
+            limits["tls_cert_file"], limits["tls_key_file"] = cert_path, key_path
+        uses_tls = any(limits.get(name) for name in _TLS_OPTIONS)
         config = c_void_p()
         _check(_lib.wsembed_config_new(byref(config)))
         try:
@@ -135,7 +196,12 @@ class Server:
                     name, value = name + "_ms", int(math.ceil(float(value) * 1000))
                 self._set_option(config, name, value)
             out = c_void_p()
-            _check(_lib.wsembed_server_start(config, byref(out)))
+            rc = _lib.wsembed_server_start(config, byref(out))
+            if rc:
+                detail = _ffi.last_error_message() or _ffi.result_text(rc)
+                if uses_tls and rc == _ffi.ERR_INVALID_ARGUMENT:
+                    detail = f"cannot use the TLS certificate/key: {detail}"
+                raise error_for(rc, detail)
         finally:
             _lib.wsembed_config_free(config)
         self._handle = handle = out.value or 0
@@ -148,6 +214,7 @@ class Server:
         fd_out = c_int()
         _check(_lib.wsembed_server_event_fd(handle, byref(fd_out)))
         self._host = host
+        self._tls = uses_tls
         self._port = port_out.value
         self._fd = fd_out.value
         self._stopped = False
@@ -161,7 +228,9 @@ class Server:
     def _set_option(config: c_void_p, name: str, value: Any) -> None:
         key = _c_string(name, "option name")
         if isinstance(value, bool):
-            raise TypeError(f"option {name}: expected a number or a string, not a bool")
+            # Switches such as approve_handshakes; a numeric option rejects "true" itself.
+            _check(_lib.wsembed_config_set(config, key, b"true" if value else b"false"))
+            return
         if isinstance(value, int):
             if value < 0:
                 raise InvalidArgumentError(f"option {name}: negative value {value}")
@@ -189,11 +258,19 @@ class Server:
 
     @property
     def url(self) -> str:
-        """``ws://host:port`` for clients on this machine."""
+        """``ws://host:port`` (``wss://`` with TLS) for clients on this machine."""
         host = "127.0.0.1" if self._host in ("0.0.0.0", "") else self._host
+        if host == "::":
+            host = "::1"
         if ":" in host:
             host = f"[{host}]"
-        return f"ws://{host}:{self._port}"
+        scheme = "wss" if self._tls else "ws"
+        return f"{scheme}://{host}:{self._port}"
+
+    @property
+    def tls(self) -> bool:
+        """True when the server speaks TLS (``wss://``)."""
+        return self._tls
 
     @property
     def stopped(self) -> bool:
@@ -248,29 +325,28 @@ class Server:
         append = out.append
         view = memoryview(self._raw)[: n * _EVENT_SIZE]
         try:
-            for i, (kind, code, clean, conn, data, length, path, peer, proto, headers, nheaders) in enumerate(
-                _iter_unpack(view)
+            for kind, code, clean, conn, data, length, path, peer, proto, headers, nheaders, protos in _iter_unpack(
+                view
             ):
                 if kind == 2:  # TEXT
                     append(Message(conn, string_at(data, length).decode("utf-8") if length else "", True))
                 elif kind == 3:  # BINARY
                     append(Message(conn, string_at(data, length) if length else b"", False))
                 elif kind == 1:  # OPEN
-                    pairs = []
-                    if nheaders and headers:
-                        for h in (_ffi.Header * nheaders).from_address(headers):
-                            pairs.append(
-                                (
-                                    (h.name or b"").decode("utf-8", "replace"),
-                                    (h.value or b"").decode("utf-8", "replace"),
-                                )
-                            )
+                    pairs = _headers(headers, nheaders)
                     append(Open(conn, _decode(peer), _decode(path), _decode(proto) if proto else None, pairs))
                 elif kind == 4:  # CLOSE
                     reason = string_at(data, length).decode("utf-8", "replace") if length else ""
                     append(Close(conn, code, reason, bool(clean)))
                 elif kind == 5:  # DRAIN
                     append(Drain(conn))
+                elif kind == 6:  # HANDSHAKE
+                    offered = [p.strip() for p in _decode(protos).split(",")] if protos else []
+                    append(
+                        Handshake(
+                            conn, _decode(peer), _decode(path), _headers(headers, nheaders), [p for p in offered if p]
+                        )
+                    )
                 # Unknown kinds (a newer engine) are skipped.
         finally:
             view.release()
@@ -372,6 +448,33 @@ class Server:
             raise InvalidArgumentError(f"close code {code} is out of range")
         raw = _c_string(reason, "close reason") if reason else None
         _check(_lib.wsembed_server_close(self._handle, conn, code, raw))
+
+    def accept(self, conn: int, protocol: Optional[str] = None) -> None:
+        """Accepts the upgrade request of a :class:`Handshake` event; an :class:`Open` event
+        follows. ``protocol`` picks one of the subprotocols the client offered
+        (:attr:`Handshake.protocols`); ``None`` lets the server's ``subprotocols`` option
+        decide (the engine completes the handshake without a subprotocol when ``protocol``
+        was not offered). Raises :class:`ConnectionClosedError` if the handshake was already answered
+        or timed out (or the client went away)."""
+        raw = _c_string(protocol, "protocol") if protocol is not None else None
+        _check(_lib.wsembed_server_accept(self._handle, conn, raw))
+
+    def reject(self, conn: int, status: int = 403, body: str = "") -> None:
+        """Refuses the upgrade request of a :class:`Handshake` event with HTTP ``status``
+        (400-599) and a short text ``body`` (at most 1024 bytes of UTF-8). No further event
+        follows for ``conn``. Raises :class:`ConnectionClosedError` if the handshake was
+        already answered or timed out."""
+        if not 0 <= status <= 0xFFFF:
+            raise InvalidArgumentError(f"HTTP status {status} is out of range (400-599)")
+        raw = _c_string(body, "reject body") if body else None
+        _check(_lib.wsembed_server_reject(self._handle, conn, status, raw))
+
+    def stats(self) -> Stats:
+        """A snapshot of the server's counters (all since start), as a :class:`Stats`.
+        Still readable after :meth:`stop`."""
+        out = _ffi.Stats()
+        _check(_lib.wsembed_server_stats(self._handle, byref(out)))
+        return Stats(*(getattr(out, name) for name in _ffi.STATS_FIELDS))
 
     def buffered_amount(self, conn: int) -> int:
         """How many bytes are queued for ``conn`` and not yet written to its socket."""
