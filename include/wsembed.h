@@ -156,7 +156,7 @@ typedef struct wsembed_stats {
   uint64_t dropped_deliveries;
   // Messages dropped by the rate limit (policy "drop").
   uint64_t rate_limited;
-  // Closes with a completed close handshake (either side started it).
+  // Closes with a completed close handshake (either side started it), except policy closes.
   uint64_t closes_clean;
   // Closes because the peer broke the protocol (1002, 1007, 1009).
   uint64_t closes_protocol_error;
@@ -164,7 +164,7 @@ typedef struct wsembed_stats {
   uint64_t closes_timeout;
   // TCP connections lost without a close handshake (1006).
   uint64_t closes_dropped;
-  // Closes for policy: rate limit or send buffer full (1008/1013).
+  // Closes for policy: rate limit or send buffer full (1008/1013), clean or not.
   uint64_t closes_policy;
 } wsembed_stats;
 
@@ -241,9 +241,11 @@ wsembed_result wsembed_server_poll(const struct wsembed_server *server,
                                    int32_t timeout_ms,
                                    size_t *count);
 
-// Writes to `*fd` a descriptor that is readable whenever events are waiting (and after the
-// server stopped), for select/poll/epoll/asyncio loops. The server owns it: never close or
-// read it; it stays valid until `wsembed_server_free`.
+// Writes to `*fd` a descriptor (the read end of a pipe) that is readable whenever events are
+// waiting (and after the server stopped), for select/poll/epoll/asyncio/libuv loops. The
+// server owns it: never close it; it stays valid until `wsembed_server_free`. A host may read
+// (drain) it, as a libuv stream does, provided it then calls `wsembed_server_poll` until no
+// events are left; otherwise leave reading it to the server.
 wsembed_result wsembed_server_event_fd(const struct wsembed_server *server, int *fd);
 
 // Sends one message to `conn`. `kind` is WSEMBED_TEXT (`data` must be UTF-8) or

@@ -87,41 +87,31 @@ impl EventQueue {
     }
 }
 
-/// A level-style readiness flag as a file descriptor (eventfd on Linux, a pipe elsewhere).
+/// A level-style readiness flag as a pipe: readable while a byte sits in it. A pipe (rather
+/// than an eventfd) because every event loop can watch one, including libuv's stream handles
+/// (Node's `net.Socket`), which refuse an eventfd.
 struct NotifyFd {
     read: OwnedFd,
-    #[cfg(not(target_os = "linux"))]
     write: OwnedFd,
 }
 
 impl NotifyFd {
-    #[cfg(target_os = "linux")]
-    fn new() -> std::io::Result<Self> {
-        // SAFETY: eventfd returns a new descriptor or -1.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-        if fd < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        // SAFETY: fd is a fresh descriptor we own.
-        Ok(NotifyFd { read: unsafe { OwnedFd::from_raw_fd(fd) } })
-    }
-
-    #[cfg(not(target_os = "linux"))]
     fn new() -> std::io::Result<Self> {
         let mut fds = [0; 2];
         // SAFETY: pipe writes two descriptors into fds or fails.
         if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
             return Err(std::io::Error::last_os_error());
         }
-        for fd in fds {
+        // SAFETY: fresh descriptors we now own.
+        let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        for fd in [&read, &write] {
             // SAFETY: fd is valid; making it non-blocking and close-on-exec.
             unsafe {
-                libc::fcntl(fd, libc::F_SETFL, libc::O_NONBLOCK);
-                libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+                libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK);
+                libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC);
             }
         }
-        // SAFETY: fresh descriptors we own.
-        Ok(NotifyFd { read: unsafe { OwnedFd::from_raw_fd(fds[0]) }, write: unsafe { OwnedFd::from_raw_fd(fds[1]) } })
+        Ok(NotifyFd { read, write })
     }
 
     fn fd(&self) -> RawFd {
@@ -129,21 +119,13 @@ impl NotifyFd {
     }
 
     fn set(&self) {
-        let one: u64 = 1;
-        #[cfg(target_os = "linux")]
-        let fd = self.read.as_raw_fd();
-        #[cfg(not(target_os = "linux"))]
-        let fd = self.write.as_raw_fd();
-        // SAFETY: writing 8 bytes from a valid buffer; failure (counter full) leaves it readable anyway.
-        unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
+        // SAFETY: writing one byte from a valid buffer; a full pipe is readable anyway.
+        unsafe { libc::write(self.write.as_raw_fd(), b"!".as_ptr().cast(), 1) };
     }
 
     fn clear(&self) {
         let mut buf = [0u8; 64];
         // SAFETY: reading into a valid buffer from a non-blocking descriptor we own.
-        while unsafe { libc::read(self.read.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) } > 0 {
-            #[cfg(target_os = "linux")]
-            break;
-        }
+        while unsafe { libc::read(self.read.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) } > 0 {}
     }
 }

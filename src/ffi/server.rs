@@ -111,9 +111,11 @@ pub extern "C" fn wsembed_server_poll(
     }
 }
 
-/// Writes to `*fd` a descriptor that is readable whenever events are waiting (and after the
-/// server stopped), for select/poll/epoll/asyncio loops. The server owns it: never close or
-/// read it; it stays valid until `wsembed_server_free`.
+/// Writes to `*fd` a descriptor (the read end of a pipe) that is readable whenever events are
+/// waiting (and after the server stopped), for select/poll/epoll/asyncio/libuv loops. The
+/// server owns it: never close it; it stays valid until `wsembed_server_free`. A host may read
+/// (drain) it, as a libuv stream does, provided it then calls `wsembed_server_poll` until no
+/// events are left; otherwise leave reading it to the server.
 #[no_mangle]
 pub extern "C" fn wsembed_server_event_fd(server: *const wsembed_server, fd: *mut RawFd) -> wsembed_result {
     ffi_boundary! {

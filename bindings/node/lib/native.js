@@ -1,0 +1,111 @@
+'use strict';
+// Loads libwsembed through koffi and declares the C ABI of include/wsembed.h.
+
+const fs = require('fs');
+const path = require('path');
+const koffi = require('koffi');
+
+const LIB_NAME = process.platform === 'win32' ? 'wsembed.dll'
+  : process.platform === 'darwin' ? 'libwsembed.dylib' : 'libwsembed.so';
+
+// <repo>/bindings/node/lib -> <repo>
+const REPO_ROOT = path.resolve(__dirname, '..', '..', '..');
+const DEFAULT_LIBRARY = path.join(REPO_ROOT, 'target', 'release', LIB_NAME);
+// Written by scripts/find-library.js at `npm install` time (when the library was found then).
+const RECORDED = path.join(__dirname, '..', 'wsembed-library.json');
+
+/** Candidate library paths, most preferred first: [{path, from}] */
+function candidates() {
+  const list = [];
+  if (process.env.WSEMBED_LIBRARY) list.push({ path: path.resolve(process.env.WSEMBED_LIBRARY), from: 'WSEMBED_LIBRARY' });
+  list.push({ path: DEFAULT_LIBRARY, from: 'cargo build --release' });
+  try {
+    const rec = JSON.parse(fs.readFileSync(RECORDED, 'utf8'));
+    if (rec && typeof rec.library === 'string') list.push({ path: rec.library, from: 'recorded at npm install' });
+  } catch (_) { /* nothing recorded */ }
+  return list;
+}
+
+function findLibrary() {
+  const list = candidates();
+  // WSEMBED_LIBRARY, when set, is authoritative: a wrong path is an error, not a fallback.
+  if (process.env.WSEMBED_LIBRARY) {
+    const p = list[0].path;
+    if (!fs.existsSync(p)) {
+      throw new Error(`wsembed: WSEMBED_LIBRARY points to ${p}, which does not exist. ` +
+        `Build the library with \`cargo build --release\` at the repository root, or set WSEMBED_LIBRARY ` +
+        `to the path of ${LIB_NAME}.`);
+    }
+    return p;
+  }
+  for (const c of list) if (fs.existsSync(c.path)) return c.path;
+  throw new Error(`wsembed: the native library ${LIB_NAME} was not found (looked in ${list.map((c) => c.path).join(', ')}). ` +
+    `Run \`cargo build --release\` at the root of the wsembed repository (${REPO_ROOT}), ` +
+    `or set WSEMBED_LIBRARY=/path/to/${LIB_NAME}.`);
+}
+
+let cached = null;
+
+function load() {
+  if (cached) return cached;
+  const libraryPath = findLibrary();
+  let lib;
+  try {
+    lib = koffi.load(libraryPath);
+  } catch (e) {
+    throw new Error(`wsembed: could not load ${libraryPath}: ${e.message}. ` +
+      'Rebuild it with `cargo build --release` or point WSEMBED_LIBRARY at a working build.');
+  }
+
+  // Types are registered once per process in koffi; reuse them if another copy declared them.
+  const type = (name, make) => { try { return koffi.resolve(name); } catch (_) { return make(); } };
+  type('wsembed_config', () => koffi.opaque('wsembed_config'));
+  type('wsembed_server', () => koffi.opaque('wsembed_server'));
+  const Header = type('wsembed_header', () => koffi.struct('wsembed_header', {
+    name: 'const char *',
+    value: 'const char *',
+  }));
+  const Event = type('wsembed_event', () => koffi.struct('wsembed_event', {
+    kind: 'uint32_t',
+    close_code: 'uint16_t',
+    clean: 'bool',
+    conn: 'uint64_t',
+    data: 'void *',
+    len: 'size_t',
+    path: 'const char *',
+    peer: 'const char *',
+    protocol: 'const char *',
+    headers: 'void *',
+    header_count: 'size_t',
+  }));
+
+  const f = {
+    result_text: lib.func('const char *wsembed_result_text(uint32_t code)'),
+    last_error_message: lib.func('const char *wsembed_last_error_message(void)'),
+    version: lib.func('const char *wsembed_version(void)'),
+    config_new: lib.func('uint32_t wsembed_config_new(_Out_ wsembed_config **out)'),
+    config_free: lib.func('void wsembed_config_free(wsembed_config *config)'),
+    config_set: lib.func('uint32_t wsembed_config_set(wsembed_config *config, const char *name, const char *value)'),
+    config_set_int: lib.func('uint32_t wsembed_config_set_int(wsembed_config *config, const char *name, int64_t value)'),
+    server_start: lib.func('uint32_t wsembed_server_start(const wsembed_config *config, _Out_ wsembed_server **out)'),
+    server_port: lib.func('uint32_t wsembed_server_port(const wsembed_server *server, _Out_ uint16_t *port)'),
+    // events and count are raw pointers to memory allocated with koffi.alloc (stable across
+    // the asynchronous call).
+    server_poll: lib.func('uint32_t wsembed_server_poll(const wsembed_server *server, void *events, size_t capacity, int32_t timeout_ms, void *count)'),
+    server_event_fd: lib.func('uint32_t wsembed_server_event_fd(const wsembed_server *server, _Out_ int *fd)'),
+    server_send: lib.func('uint32_t wsembed_server_send(const wsembed_server *server, uint64_t conn, uint32_t kind, const uint8_t *data, size_t len)'),
+    server_broadcast: lib.func('uint32_t wsembed_server_broadcast(const wsembed_server *server, uint32_t kind, const uint8_t *data, size_t len, uint64_t except_conn)'),
+    server_publish: lib.func('uint32_t wsembed_server_publish(const wsembed_server *server, const char *topic, uint32_t kind, const uint8_t *data, size_t len)'),
+    server_subscribe: lib.func('uint32_t wsembed_server_subscribe(const wsembed_server *server, uint64_t conn, const char *topic)'),
+    server_unsubscribe: lib.func('uint32_t wsembed_server_unsubscribe(const wsembed_server *server, uint64_t conn, const char *topic)'),
+    server_close: lib.func('uint32_t wsembed_server_close(const wsembed_server *server, uint64_t conn, uint16_t code, const char *reason)'),
+    server_buffered_amount: lib.func('uint32_t wsembed_server_buffered_amount(const wsembed_server *server, uint64_t conn, _Out_ size_t *bytes)'),
+    server_stop: lib.func('uint32_t wsembed_server_stop(const wsembed_server *server, uint32_t timeout_ms)'),
+    server_free: lib.func('void wsembed_server_free(wsembed_server *server)'),
+  };
+
+  cached = { koffi, lib, libraryPath, f, Event, Header, EVENT_SIZE: koffi.sizeof(Event), HEADER_SIZE: koffi.sizeof(Header) };
+  return cached;
+}
+
+module.exports = { load, findLibrary, candidates, DEFAULT_LIBRARY, LIB_NAME, REPO_ROOT, RECORDED };

@@ -1,0 +1,17 @@
+import WebSocket = require('..');
+import { WebSocketServer } from '..';
+const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', maxPayload: 1024, staticDir: '.' }, () => {});
+const W2 = WebSocket.WebSocket;
+wss.on('connection', (socket, req) => {
+  const s: WebSocket = socket;
+  const u: string = req.url;
+  socket.on('message', (data, isBinary) => { socket.send(data as Buffer, { binary: isBinary }); });
+  socket.on('close', (code, reason) => { console.log(code + reason.toString()); });
+  if (socket.readyState === WebSocket.OPEN && s.readyState === W2.OPEN) socket.subscribe('t');
+  wss.broadcast('x', { except: socket });
+  wss.publish('t', Buffer.from('y'));
+  for (const c of wss.clients) c.close(1000, 'bye');
+  const n: number = socket.bufferedAmount;
+});
+wss.close((err) => {});
+const addr = wss.address();
