@@ -4,6 +4,7 @@
 
 use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -18,6 +19,9 @@ pub struct EventQueue {
     state: Mutex<State>,
     ready: Condvar,
     notify: NotifyFd,
+    /// The host asked for the fd. Until then the pipe is left alone: hosts that only call
+    /// `poll` save two syscalls per batch.
+    fd_in_use: AtomicBool,
 }
 
 impl EventQueue {
@@ -26,11 +30,22 @@ impl EventQueue {
             state: Mutex::new(State { events: VecDeque::new(), closed: false }),
             ready: Condvar::new(),
             notify: NotifyFd::new()?,
+            fd_in_use: AtomicBool::new(false),
         })
     }
 
     pub fn fd(&self) -> RawFd {
+        if !self.fd_in_use.swap(true, Ordering::AcqRel) {
+            let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            if !state.events.is_empty() || state.closed {
+                self.notify.set();
+            }
+        }
         self.notify.fd()
+    }
+
+    fn fd_in_use(&self) -> bool {
+        self.fd_in_use.load(Ordering::Acquire)
     }
 
     /// Appends a batch (emptying it). The host is woken only when the queue goes from empty
@@ -43,7 +58,9 @@ impl EventQueue {
         let was_empty = state.events.is_empty();
         state.events.extend(batch.drain(..));
         if was_empty {
-            self.notify.set();
+            if self.fd_in_use() {
+                self.notify.set();
+            }
             self.ready.notify_all();
         }
     }
@@ -65,7 +82,7 @@ impl EventQueue {
             if !state.events.is_empty() {
                 let n = max.min(state.events.len());
                 out.extend(state.events.drain(..n));
-                if state.events.is_empty() && !state.closed {
+                if state.events.is_empty() && !state.closed && self.fd_in_use() {
                     self.notify.clear();
                 }
                 return Some(n);
