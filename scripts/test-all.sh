@@ -7,6 +7,7 @@
 #   conformance   Autobahn cases 1.*-10.* (kosoku) against examples/c/build/echo_server
 #   python        pip install ./bindings/python (+ test deps) into a venv, pytest bindings/python/tests
 #   node          npm install && npm test in bindings/node
+#   fuzz          a short cargo-fuzz smoke run of each target (FUZZ_SECONDS, default 20)
 # A section whose directory has not landed yet is skipped, loudly. The last line is
 # `N passed, N failed, N skipped`, counting sections.
 #
@@ -18,6 +19,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$(pwd)
 export WSEMBED_VENV=${WSEMBED_VENV:-$HOME/.cache/wsembed-venv}
 export PIP_NO_INPUT=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+# Builds leave include/wsembed.h alone, so tests/header.rs catches a stale committed header.
+export WSEMBED_HEADER_CHECK=1
 [ -d "$HOME/.cargo/bin" ] && case ":$PATH:" in *":$HOME/.cargo/bin:"*) ;; *) PATH=$HOME/.cargo/bin:$PATH ;; esac
 
 passed=0 failed=0 skipped=0
@@ -129,5 +132,18 @@ if [ ! -f bindings/node/package.json ]; then
   skip "bindings/node"
 else
   (cd bindings/node && npm install --no-audit --no-fund && limit "${NODE_TEST_TIMEOUT:-600}" npm test)
+  ok
+fi
+
+# ---- 6. Fuzz smoke ------------------------------------------------------------------------------------
+begin fuzz "cargo fuzz run {frames,handshake} for ${FUZZ_SECONDS:-20} s each"
+if [ ! -f fuzz/Cargo.toml ]; then
+  skip "fuzz"
+else
+  command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+  # libFuzzer's sanitizer flags need nightly features; the stable toolchain allows them this way.
+  for target in frames handshake; do
+    RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" --fuzz-dir fuzz -- -max_total_time="${FUZZ_SECONDS:-20}" 2>&1 | tail -n 3
+  done
   ok
 fi
