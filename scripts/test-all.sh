@@ -112,7 +112,7 @@ else
   py=$WSEMBED_VENV/bin/python
   # the package is rebuilt from this checkout every time, never taken from an earlier install
   "$py" -m pip uninstall -q -y wsembed >/dev/null 2>&1 || true
-  "$py" -m pip install -q ./bindings/python pytest websockets websocket-client
+  "$py" -m pip install -q "./bindings/python[test]"
   prc=0
   # faulthandler: a test stuck for 120 s gets its stack dumped, the whole run stops at 600 s
   limit "${PYTEST_TIMEOUT:-600}" "$py" -m pytest -o faulthandler_timeout=120 bindings/python/tests \

@@ -456,7 +456,14 @@ impl EventLoop {
                     conn.last_seen = now;
                     conn.ping_sent = None;
                     bump(&self.shared.counters.bytes_in, n as u64);
+                    let plain = matches!(conn.transport, Transport::Plain(_));
                     self.on_bytes(slot, &buf[..n], now);
+                    // A short read from TCP drained the socket: skip the read that would only
+                    // say EAGAIN (data arriving later raises a new edge). TLS may hold more
+                    // plaintext, so it reads on.
+                    if plain && n < buf.len() {
+                        break;
+                    }
                     if n >= budget {
                         self.read_again.push(slot);
                         break;

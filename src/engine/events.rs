@@ -13,6 +13,8 @@ use crate::event::Event;
 struct State {
     events: VecDeque<Event>,
     closed: bool,
+    /// Threads blocked in `poll`: the condvar is signalled only when someone waits.
+    waiting: usize,
 }
 
 pub struct EventQueue {
@@ -27,7 +29,7 @@ pub struct EventQueue {
 impl EventQueue {
     pub fn new() -> std::io::Result<Self> {
         Ok(EventQueue {
-            state: Mutex::new(State { events: VecDeque::new(), closed: false }),
+            state: Mutex::new(State { events: VecDeque::new(), closed: false, waiting: 0 }),
             ready: Condvar::new(),
             notify: NotifyFd::new()?,
             fd_in_use: AtomicBool::new(false),
@@ -61,7 +63,9 @@ impl EventQueue {
             if self.fd_in_use() {
                 self.notify.set();
             }
-            self.ready.notify_all();
+            if state.waiting > 0 {
+                self.ready.notify_all();
+            }
         }
     }
 
@@ -90,16 +94,19 @@ impl EventQueue {
             if state.closed {
                 return None;
             }
-            state = match deadline {
-                None => self.ready.wait(state).unwrap_or_else(|e| e.into_inner()),
-                Some(deadline) => {
-                    let now = Instant::now();
-                    if now >= deadline {
-                        return Some(0);
-                    }
-                    self.ready.wait_timeout(state, deadline - now).unwrap_or_else(|e| e.into_inner()).0
-                }
+            let wait = match deadline {
+                None => None,
+                Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => Some(left),
+                    _ => return Some(0),
+                },
             };
+            state.waiting += 1;
+            state = match wait {
+                None => self.ready.wait(state).unwrap_or_else(|e| e.into_inner()),
+                Some(left) => self.ready.wait_timeout(state, left).unwrap_or_else(|e| e.into_inner()).0,
+            };
+            state.waiting -= 1;
         }
     }
 }
