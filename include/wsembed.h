@@ -207,8 +207,24 @@ void wsembed_config_free(struct wsembed_config *config);
 // - `backpressure`: "block" (sends fail with WOULD_BLOCK, broadcast skips) or "close" (1008)
 // - `static_dir`: serve plain HTTP GET/HEAD from this directory ("" = none: answer 426)
 // - `max_static_file_bytes`: largest file served (67108864)
-// - `subprotocols`: comma-separated, most preferred first ("")
-// Unknown names and bad values give `WSEMBED_ERR_INVALID_ARGUMENT`.
+// - `subprotocols`: comma-separated, most preferred first; the first one the client offers
+//   is chosen and echoed ("")
+// - `backpressure_close_code`: 1008 or 1013, used by backpressure "close" (1008)
+// - `max_pending_event_bytes`: message bytes waiting for the host to poll; past it the loop
+//   stops reading sockets until the host catches up (67108864)
+// - `allowed_origins`: comma-separated exact Origin values; others get 403; requests without
+//   Origin are allowed ("" = any origin)
+// - `max_messages_per_sec`, `max_bytes_per_sec`: per-connection token buckets with one second
+//   of burst, 0 = off (0, 0)
+// - `rate_limit_policy`: "close" (1008) or "drop" (count in stats.rate_limited) ("close")
+// - `max_connections_per_ip`, `max_handshakes_per_ip_per_sec`: 0 = off; over: 429 (0, 0)
+// - `approve_handshakes`: "1"/"true" to report HANDSHAKE events and wait for
+//   `wsembed_server_accept`/`_reject` ("0")
+// - `approval_timeout_ms`: unanswered handshakes get 503 after this (10000)
+// - `tls_cert_file`, `tls_key_file`: PEM files for wss:// (read when set; TLS 1.2/1.3 only)
+// - `tls_cert_pem`, `tls_key_pem`: the same as PEM text
+// Unknown names and bad values give `WSEMBED_ERR_INVALID_ARGUMENT`; a certificate/key pair
+// that does not load fails `wsembed_server_start` with it.
 wsembed_result wsembed_config_set(struct wsembed_config *config,
                                   const char *name,
                                   const char *value);

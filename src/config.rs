@@ -95,6 +95,10 @@ pub struct ServerConfig {
     pub approval_timeout: Duration,
     /// Serve wss:// with this certificate chain and key (TLS 1.2 and 1.3 only).
     pub tls: Option<TlsPem>,
+    /// Message bytes waiting for the host to poll (default 64 MiB). Past it the loop stops
+    /// reading from sockets (TCP pushes back on the clients) until the host catches up, so a
+    /// slow host cannot be made to buffer without bound.
+    pub max_pending_event_bytes: usize,
 }
 
 impl Default for ServerConfig {
@@ -125,6 +129,7 @@ impl Default for ServerConfig {
             approve_handshakes: false,
             approval_timeout: Duration::from_secs(10),
             tls: None,
+            max_pending_event_bytes: 64 << 20,
         }
     }
 }
@@ -159,6 +164,7 @@ pub const OPTION_NAMES: &[(&str, &str)] = &[
     ("tls_key_file", "path of a PEM private key"),
     ("tls_cert_pem", "PEM certificate chain text"),
     ("tls_key_pem", "PEM private key text"),
+    ("max_pending_event_bytes", "bytes"),
 ];
 
 fn comma_list(value: &str) -> Vec<String> {
@@ -238,6 +244,7 @@ impl ServerConfig {
                 let pem = std::fs::read(value).map_err(|e| Error::InvalidArgument(format!("option {name}: cannot read {value:?}: {e}")))?;
                 self.set_tls_part(name == "tls_cert_file", pem);
             }
+            "max_pending_event_bytes" => self.max_pending_event_bytes = size(positive()?)?,
             "tls_cert_pem" | "tls_key_pem" => self.set_tls_part(name == "tls_cert_pem", value.as_bytes().to_vec()),
             _ => {
                 let known: Vec<&str> = OPTION_NAMES.iter().map(|(n, _)| *n).collect();

@@ -188,3 +188,33 @@ fn a_client_that_never_reads_hits_the_buffer_cap_not_memory() {
     wait_for(&server, |e| matches!(e, Event::Drain { conn: c } if *c == conn).then_some(()));
     drop(reader.join().unwrap());
 }
+
+#[test]
+fn a_lagging_host_pauses_reading_instead_of_buffering_without_bound() {
+    let server = start(|c| c.max_pending_event_bytes = 64 * 1024);
+    let mut raw = Raw::connect(&server);
+    let conn = wait_open(&server);
+    const COUNT: usize = 4000;
+    let writer = std::thread::spawn(move || {
+        let frame = masked_frame(0x82, &[3u8; 1000]);
+        for _ in 0..COUNT {
+            raw.write(&frame); // blocks once the server stops reading
+        }
+        raw
+    });
+    // The host does not poll for a while: what the server has read stays bounded.
+    let watch_until = Instant::now() + Duration::from_millis(500);
+    while Instant::now() < watch_until {
+        let read = server.handle().stats().bytes_in;
+        assert!(read < 64 * 1024 + 2 * 256 * 1024, "server read {read} bytes for a host that does not poll");
+        std::thread::yield_now();
+    }
+    // Then it catches up and loses nothing.
+    let mut received = 0;
+    while received < COUNT {
+        let (from, data, _) = wait_message(&server);
+        assert_eq!((from, data.len()), (conn, 1000));
+        received += 1;
+    }
+    drop(writer.join().unwrap());
+}

@@ -87,6 +87,8 @@ pub struct EventLoop {
     events: Vec<Event>,
     dirty: Vec<usize>,
     read_again: Vec<usize>,
+    /// Readable connections left unread while the host lags behind.
+    paused: Vec<usize>,
     recipients: Vec<usize>,
     next_sweep: Option<Instant>,
     stopping: Option<Instant>,
@@ -125,6 +127,7 @@ impl EventLoop {
             events: Vec::new(),
             dirty: Vec::new(),
             read_again: Vec::new(),
+            paused: Vec::new(),
             recipients: Vec::new(),
             next_sweep: None,
             stopping: None,
@@ -185,6 +188,10 @@ impl EventLoop {
 
     fn drain_commands(&mut self, now: Instant) {
         self.shared.wake_pending.store(false, Ordering::Release);
+        if !self.paused.is_empty() && !self.shared.reads_paused.load(Ordering::Acquire) {
+            // The host caught up (Shared::after_poll): read what was left waiting.
+            self.read_again.append(&mut self.paused);
+        }
         loop {
             match self.commands.try_recv() {
                 Ok(command) => self.execute(command, now),
@@ -443,6 +450,15 @@ impl EventLoop {
     }
 
     fn on_readable(&mut self, slot: usize, now: Instant) {
+        if self.shared.events.backlog() > self.shared.max_pending_event_bytes {
+            // The host lags: leave the bytes in the kernel (TCP pushes back) until it polls.
+            self.shared.reads_paused.store(true, Ordering::Release);
+            self.shared.after_poll(); // the host may have caught up already
+            if !self.paused.contains(&slot) {
+                self.paused.push(slot);
+            }
+            return;
+        }
         let mut budget = READ_BUDGET;
         let mut buf = std::mem::take(&mut self.read_buf);
         loop {

@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,6 +24,15 @@ pub struct EventQueue {
     /// The host asked for the fd. Until then the pipe is left alone: hosts that only call
     /// `poll` save two syscalls per batch.
     fd_in_use: AtomicBool,
+    /// Payload bytes of the queued events (read without the lock by the loop).
+    backlog: AtomicUsize,
+}
+
+fn payload_len(event: &Event) -> usize {
+    match event {
+        Event::Message { data, .. } => data.len(),
+        _ => 0,
+    }
 }
 
 impl EventQueue {
@@ -33,6 +42,7 @@ impl EventQueue {
             ready: Condvar::new(),
             notify: NotifyFd::new()?,
             fd_in_use: AtomicBool::new(false),
+            backlog: AtomicUsize::new(0),
         })
     }
 
@@ -44,6 +54,11 @@ impl EventQueue {
             }
         }
         self.notify.fd()
+    }
+
+    /// Payload bytes waiting for the host.
+    pub fn backlog(&self) -> usize {
+        self.backlog.load(Ordering::Acquire)
     }
 
     fn fd_in_use(&self) -> bool {
@@ -58,6 +73,7 @@ impl EventQueue {
         }
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let was_empty = state.events.is_empty();
+        self.backlog.fetch_add(batch.iter().map(payload_len).sum(), Ordering::AcqRel);
         state.events.extend(batch.drain(..));
         if was_empty {
             if self.fd_in_use() {
@@ -85,7 +101,9 @@ impl EventQueue {
         loop {
             if !state.events.is_empty() {
                 let n = max.min(state.events.len());
+                let start = out.len();
                 out.extend(state.events.drain(..n));
+                self.backlog.fetch_sub(out[start..].iter().map(payload_len).sum(), Ordering::AcqRel);
                 if state.events.is_empty() && !state.closed && self.fd_in_use() {
                     self.notify.clear();
                 }

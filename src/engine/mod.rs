@@ -96,6 +96,9 @@ pub struct Shared {
     /// A wake-up is on its way to the loop; later commands need not wake it again.
     wake_pending: AtomicBool,
     stop_requested: AtomicBool,
+    /// The loop stopped reading because the host lags (see `max_pending_event_bytes`).
+    pub reads_paused: AtomicBool,
+    pub max_pending_event_bytes: usize,
 }
 
 impl Shared {
@@ -111,6 +114,8 @@ impl Shared {
             waker,
             wake_pending: AtomicBool::new(false),
             stop_requested: AtomicBool::new(false),
+            reads_paused: AtomicBool::new(false),
+            max_pending_event_bytes: config.max_pending_event_bytes,
         })
     }
 
@@ -122,6 +127,16 @@ impl Shared {
         self.commands.send(command).map_err(|_| Error::Stopped)?;
         self.wake();
         Ok(())
+    }
+
+    /// Called after the host took events: resumes reading once the backlog is half gone.
+    pub fn after_poll(&self) {
+        if self.reads_paused.load(Ordering::Acquire)
+            && self.events.backlog() <= self.max_pending_event_bytes / 2
+            && self.reads_paused.swap(false, Ordering::AcqRel)
+        {
+            self.wake();
+        }
     }
 
     fn wake(&self) {
