@@ -2,6 +2,11 @@
 """Builds the benchmark's one markdown table from the loadgen's JSON lines.
 
     report.py RESULTS.jsonl "header text" IDLE_CONNS(e.g. 1000,10000)
+    report.py --game-server GAME_SERVER_STDOUT LOADGEN_STDOUT   (prints one "game_server" JSON line)
+
+A second table follows the main one when RESULTS.jsonl holds the game scenario (mode "game":
+the loadgen's line; mode "game_server": the tick percentiles run.sh parsed from game_server's
+stdout with --game-server).
 
 Rows keep the order of first appearance. Ratio columns: against the raw TCP epoll echo (the
 physical baseline) and against the best peer (ws, websockets, tokio-tungstenite) for that metric:
@@ -9,7 +14,11 @@ throughput ratios are value / reference (>1 = more), cost ratios are value / ref
 """
 import json
 import math
+import re
 import sys
+
+GAME_MODES = ("game", "game_server", "game_skip")
+TICK_LINE = re.compile(r"^ticks (\d+) p50_us (\d+) p99_us (\d+) max_us (\d+) players (\d+)\s*$")
 
 
 def load(path):
@@ -22,6 +31,8 @@ def load(path):
         try:
             r = json.loads(line)
         except ValueError:
+            continue
+        if r.get("mode") in GAME_MODES:
             continue
         key = r.get("key") or r.get("server") or "?"
         if key not in rows:
@@ -87,7 +98,126 @@ def f_ratio(a, b):
     return f"{a / b:.2f}×"
 
 
+def game_server(server_out, loadgen_out):
+    """game_server prints `ticks 300 ...` after each 300 ticks (line k covers ticks
+    [300(k-1), 300k)) and a partial `ticks n<300 ...` line at exit. Keep the 300-tick lines that
+    lie inside [tick_start, hold_until_tick) of the loadgen's window: they cover the measured
+    window exactly when it is a multiple of 300 ticks, else the window plus the tail up to the
+    next boundary, during which the loadgen kept the same load running."""
+    out = {"mode": "game_server"}
+    lg = None
+    for line in open(loadgen_out):
+        try:
+            r = json.loads(line)
+        except ValueError:
+            continue
+        if r.get("mode") == "game" and r.get("tick_start") is not None:
+            lg = r
+    full, last = [], None
+    for line in open(server_out):
+        m = TICK_LINE.match(line.strip())
+        if not m:
+            continue
+        t = dict(zip(("ticks", "p50_us", "p99_us", "max_us", "players"), map(int, m.groups())))
+        last = t
+        if t["ticks"] == 300:
+            full.append(t)
+    out["exit_line"] = last if (last is not None and last["ticks"] < 300) else None
+    if lg is None:
+        out["error"] = "no loadgen game result: no tick window to select"
+        print(json.dumps(out))
+        return
+    lo, hi = lg["tick_start"], lg["hold_until_tick"]
+    sel = [(k, t) for k, t in enumerate(full) if 300 * k >= lo and 300 * (k + 1) <= hi]
+    if not sel or len(sel) != (hi - lo) // 300:
+        out["error"] = (f"game_server printed {len(full)} full 300-tick lines; ticks [{lo}, {hi}) "
+                        f"need lines {lo // 300 + 1}..{hi // 300}")
+    if sel:
+        w = [t for _, t in sel]
+        out.update({
+            "tick_first": 300 * sel[0][0], "tick_last": 300 * (sel[-1][0] + 1) - 1, "windows": len(w),
+            # exact for one window; over several: mean of the p50s, worst p99, max of max
+            "tick_p50_us": sum(t["p50_us"] for t in w) / len(w),
+            "tick_p99_us": max(t["p99_us"] for t in w),
+            "tick_max_us": max(t["max_us"] for t in w),
+            "players": min(t["players"] for t in w),
+        })
+    print(json.dumps(out))
+
+
+def game_table(path):
+    lg = srv = skip = None
+    errors = []
+    for line in open(path):
+        try:
+            r = json.loads(line)
+        except ValueError:
+            continue
+        mode = r.get("mode")
+        if mode == "game_skip":
+            skip = r.get("note", "skipped")
+        elif mode == "game":
+            if r.get("tick_start") is not None:
+                lg = r
+            if r.get("error"):
+                errors.append(f"loadgen: {r['error']}")
+        elif mode == "game_server":
+            srv = r
+            if r.get("error"):
+                errors.append(f"game_server log: {r['error']}")
+    if not (lg or srv or skip or errors):
+        return []
+    out = ["", "**game loop** — examples/c/game_server (60 Hz, one binary snapshot per room per tick), "
+           "clients send 8-byte inputs"]
+    if lg:
+        out[-1] += f" at {lg.get('input_hz', 0):g} Hz; measured ticks [{lg['tick_start']}, {lg['tick_end']})"
+    out += ["", "| clients | rooms | tick p50 µs | tick p99 µs | tick max µs | delivery p50 µs | delivery p99 µs "
+            "| delivery max µs | snapshots/s received | expected | server CPU % | loadgen CPU % |",
+            "|" + "|".join(["---:"] * 12) + "|"]
+    if skip and not lg:
+        out.append(f"| {skip} |" + " |" * 11)
+    else:
+        lg, srv = lg or {}, srv or {}
+        pc = lambda x: f"{x:.0f}%" if num(x) else "–"
+        out.append("| " + " | ".join([
+            f_int(lg.get("conns")), f_int(lg.get("rooms")),
+            f_us(srv.get("tick_p50_us")), f_us(srv.get("tick_p99_us")), f_us(srv.get("tick_max_us")),
+            f_us(lg.get("p50_us")), f_us(lg.get("p99_us")), f_us(lg.get("max_us")),
+            f_int(lg.get("snapshots_per_s")), f_int(lg.get("expected_per_s")),
+            pc(lg.get("server_cpu_pct")), pc(lg.get("loadgen_cpu_pct"))]) + " |")
+    out.append("")
+    out.append("Tick µs: game_server's own tick duration (drain input, simulate, publish), from its "
+               "`ticks 300 ...` lines for the 300-tick windows covering the measured ticks"
+               + (f" (ticks {srv['tick_first']}–{srv['tick_last']}, {srv['windows']} window(s); over several: "
+                  "mean p50, worst p99, max)" if srv.get("tick_first") is not None else "")
+               + ". Delivery µs: loadgen CLOCK_REALTIME at read() − the snapshot's server time. "
+               "Expected = 60 × clients. Server CPU % is of one core, over the measured window.")
+    notes = list(errors)
+    if lg:
+        if lg.get("snapshots") is not None and lg.get("expected") and lg["snapshots"] < lg["expected"]:
+            notes.append(f"{lg['expected'] - lg['snapshots']:,} of {lg['expected']:,} snapshots of the measured ticks "
+                         f"not received ({lg.get('missed', 0):,} were gaps in a client's tick sequence)")
+        if lg.get("ticks_seen") is not None and lg["ticks_seen"] < lg["tick_end"] - lg["tick_start"]:
+            notes.append(f"only {lg['ticks_seen']} of {lg['tick_end'] - lg['tick_start']} ticks reached any client")
+        if lg.get("count_mismatch"):
+            notes.append(f"{lg['count_mismatch']:,} snapshots listed a player count other than the room's open clients")
+        if lg.get("negative_latency"):
+            notes.append(f"{lg['negative_latency']:,} snapshots arrived before their server timestamp (clock?)")
+        if lg.get("dead"):
+            notes.append(f"{lg['dead']} client connections died")
+        if num(lg.get("loadgen_cpu_pct")) and lg["loadgen_cpu_pct"] > 90:
+            notes.append(f"loadgen at {lg['loadgen_cpu_pct']:.0f}% CPU: delivery latency includes its queueing")
+    if srv and srv.get("exit_line") is None and not skip:
+        notes.append("game_server printed no final `ticks` line at exit (killed, or stopped on a 300-tick boundary)")
+    if notes:
+        out += ["", "Notes:"] + [f"- game: {n}" for n in dict.fromkeys(notes)]
+    return out
+
+
 def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "--game-server":
+        game_server(sys.argv[2], sys.argv[3])
+        return
     path, header = sys.argv[1], sys.argv[2]
     idle_targets = [int(x) for x in (sys.argv[3] if len(sys.argv) > 3 else "1000,10000").split(",")]
     rows, order = load(path)
@@ -174,6 +304,10 @@ def main():
         out.append("")
         out.append("Notes:")
         out.extend(notes)
+    game = game_table(path)
+    if not order and game:  # e.g. --only game: no main table
+        out = [f"**wsembed benchmark** — {header}"]
+    out.extend(game)
     print("\n".join(out))
 
 

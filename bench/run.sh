@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # wsembed benchmark: one command, one run, one side-by-side table.
 #
-#   bench/run.sh [--quick] [--only NAME[,NAME..]] [--no-build]
+#   bench/run.sh [--quick] [--only NAME[,NAME..]] [--no-build] [--no-game]
 #
 # For every server below that exists, starts it on 127.0.0.1 (pinned to CPU 1 with taskset), drives
 # it with our closed-loop load generator bench/loadgen (pinned to CPU 0) and prints ONE markdown
@@ -14,6 +14,11 @@
 #   idle       server VmRSS growth per open (handshaken, idle) connection at each of IDLE_CONNS
 #   ratios     msgs/s and CPU/msg vs the raw TCP epoll echo (physical baseline) and vs the best
 #              peer (ws, websockets, tokio-tungstenite) for each metric
+#   game       a second table: examples/c/game_server (60 Hz loop, pinned like the servers) with
+#              GAME_CONNS clients in GAME_ROOMS rooms sending inputs at GAME_INPUT_HZ: tick
+#              p50/p99/max us (parsed from the server's `ticks 300 ...` lines covering the
+#              measured ticks), snapshot delivery p50/p99 us, snapshots/s received vs expected,
+#              server CPU %. Skipped with a note when examples/c/build/game_server is missing.
 #
 # Server CPU = utime+stime of the whole server process (all threads) from /proc/PID/stat, sampled
 # by the loadgen exactly at the edges of the measured window. Every server gets a fresh process
@@ -45,8 +50,13 @@
 #                                              the table keeps the best: use 3 on a noisy machine
 #   SERVER_CPU LOADGEN_CPU 1 0                 taskset CPUs (no pinning if taskset/2 CPUs absent)
 #   ONLY                   (all)               comma list of server keys: raw,wsembed-c,wsembed-py,
-#                                              wsembed-node,ws,websockets,tokio-tungstenite
+#                                              wsembed-node,ws,websockets,tokio-tungstenite, and
+#                                              `game` for the game section (e.g. --only raw,game)
+#   GAME                   1                   0 (or --no-game) skips the game section
+#   GAME_CONNS GAME_ROOMS GAME_INPUT_HZ  1000 10 20
+#   GAME_DURATION          10        3         measured seconds (server ticks x 60) of the game
 #   PYTHON                 python3             interpreter used to create bench/.venv
+#   BENCH_RESULTS          bench/results       output directory (latest.md, latest.jsonl, logs/)
 set -uo pipefail
 
 BENCH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -59,6 +69,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --quick) QUICK=1 ;;
         --no-build) WSEMBED_BUILD=0 ;;
+        --no-game) GAME=0 ;;
         --only) shift; ONLY="${1:-}" ;;
         --only=*) ONLY="${1#--only=}" ;;
         -h|--help) sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -69,9 +80,13 @@ done
 
 if [ "$QUICK" = 1 ]; then
     DURATION="${DURATION:-2}"; WARMUP="${WARMUP:-0.5}"; IDLE_SETTLE="${IDLE_SETTLE:-0.5}"
+    GAME_DURATION="${GAME_DURATION:-3}"
 else
     DURATION="${DURATION:-10}"; WARMUP="${WARMUP:-2}"; IDLE_SETTLE="${IDLE_SETTLE:-2}"
+    GAME_DURATION="${GAME_DURATION:-10}"
 fi
+GAME="${GAME:-1}"; GAME_CONNS="${GAME_CONNS:-1000}"; GAME_ROOMS="${GAME_ROOMS:-10}"
+GAME_INPUT_HZ="${GAME_INPUT_HZ:-20}"
 REPEAT="${REPEAT:-1}"
 ECHO_CONNS="${ECHO_CONNS:-50}"; ECHO_DEPTH="${ECHO_DEPTH:-1}"; ECHO_SIZE="${ECHO_SIZE:-64}"
 BCAST_CLIENTS="${BCAST_CLIENTS:-100}"; BCAST_SENDERS="${BCAST_SENDERS:-10}"
@@ -80,7 +95,7 @@ IDLE_CONNS="${IDLE_CONNS:-1000,10000}"
 SERVER_CPU="${SERVER_CPU:-1}"; LOADGEN_CPU="${LOADGEN_CPU:-0}"
 PYTHON="${PYTHON:-python3}"
 
-RESULTS="$BENCH/results"
+RESULTS="${BENCH_RESULTS:-$BENCH/results}"   # override to keep concurrent runs apart
 mkdir -p "$RESULTS"
 JSONL="$RESULTS/latest.jsonl"
 LOGDIR="$RESULTS/logs"
@@ -290,7 +305,38 @@ for entry in "${SERVERS[@]}"; do
     fi
 done
 
+# ------------------------------------------------------------------ game loop
+# game_server prints `ticks 300 p50_us .. p99_us .. max_us .. players ..` after every 300 ticks
+# (5 s; line k covers ticks [300(k-1), 300k)) and the ticks since the last such line at exit.
+# Neither --ticks nor the exit line alone matches a window measured after connect + warmup, so
+# the loadgen counts its window in server ticks (from the snapshots): it starts at a 300-tick
+# boundary, lasts GAME_DURATION*60 ticks, and keeps the load on up to the next boundary. The
+# 300-tick lines for exactly those ticks are taken from the server's stdout after SIGTERM (the
+# final partial line, printed at exit, is recorded in the JSON but not used).
+if [ "$GAME" != 0 ] && { [ -z "$ONLY" ] || [[ ",$ONLY," == *",game,"* ]]; }; then
+    SCENARIO=game
+    GAME_BIN="$ROOT/examples/c/build/game_server"
+    GNAME="wsembed (C game_server)"
+    if [ ! -x "$GAME_BIN" ]; then
+        log "skip game: ${GAME_BIN#$ROOT/} not found"
+        printf '{"mode":"game_skip","note":"skipped: %s not found (make -C examples/c)"}\n' "${GAME_BIN#$ROOT/}" >> "$JSONL"
+    else
+        log "game: $GAME_CONNS clients in $GAME_ROOMS rooms, inputs at $GAME_INPUT_HZ Hz, ${GAME_DURATION}s"
+        GAME_TMO=$(awk -v d="$GAME_DURATION" -v w="$WARMUP" 'BEGIN { printf "%d", d + w + 90 }')
+        if start_server game "$GAME_BIN" --port 0 --rooms "$GAME_ROOMS"; then
+            run_loadgen game "$GNAME" wsembed game "$GAME_TMO" --mode game --label "$GNAME" \
+                --conns "$GAME_CONNS" --rooms "$GAME_ROOMS" --input-hz "$GAME_INPUT_HZ" \
+                --duration "$GAME_DURATION" --warmup "$WARMUP" --timeout $((GAME_TMO - 10))
+            stop_server   # SIGTERM: game_server prints its final `ticks` line and exits
+            "$PYTHON" "$BENCH/report.py" --game-server "$LOGDIR/game.out" "$LOGDIR/game.loadgen" \
+                | sed 's#^{#{"key":"game","server":"'"$GNAME"'","group":"wsembed",#' >> "$JSONL"
+        else
+            printf '{"key":"game","mode":"game","error":"game_server did not start"}\n' >> "$JSONL"
+        fi
+    fi
+fi
+
 # ------------------------------------------------------------------ table
-HEADER="$([ "$REPEAT" -gt 1 ] && echo "best of $REPEAT; ")echo: ${ECHO_CONNS} conns x depth ${ECHO_DEPTH} x ${ECHO_SIZE} B; broadcast: ${BCAST_CLIENTS} clients, ${BCAST_SENDERS} senders x depth ${BCAST_DEPTH} x ${BCAST_SIZE} B; ${DURATION}s measured after ${WARMUP}s warmup; idle: ${IDLE_CONNS} conns; ${PINNING}; $(nproc) CPUs, Linux $(uname -r), load avg at start $LOADAVG0, $(date -u +%Y-%m-%dT%H:%MZ)"
+HEADER="$([ "$REPEAT" -gt 1 ] && echo "best of $REPEAT; ")echo: ${ECHO_CONNS} conns x depth ${ECHO_DEPTH} x ${ECHO_SIZE} B; broadcast: ${BCAST_CLIENTS} clients, ${BCAST_SENDERS} senders x depth ${BCAST_DEPTH} x ${BCAST_SIZE} B; ${DURATION}s measured after ${WARMUP}s warmup; idle: ${IDLE_CONNS} conns; $([ "$GAME" != 0 ] && echo "game: ${GAME_CONNS} clients in ${GAME_ROOMS} rooms, ${GAME_DURATION}s; ")${PINNING}; $(nproc) CPUs, Linux $(uname -r), load avg at start $LOADAVG0, $(date -u +%Y-%m-%dT%H:%MZ)"
 [ -n "$WSEMBED_BUILD_NOTE" ] && HEADER="$HEADER. NOTE: $WSEMBED_BUILD_NOTE"
 "$PYTHON" "$BENCH/report.py" "$JSONL" "$HEADER" "$IDLE_CONNS" | tee "$RESULTS/latest.md"

@@ -11,6 +11,15 @@
 //!              client (never a sender) receives it. Counts deliveries/s over all clients.
 //!   idle       opens connections (handshake complete) up to each checkpoint in `--conns`
 //!              (e.g. `1000,10000`), reads the server's VmRSS at each, holds, exits.
+//!   game       `--conns` clients of examples/c/game_server (60 Hz loop), client i in room
+//!              i % `--rooms` (path `/?room=K`); each sends an 8-byte input (two LE f32) at
+//!              `--input-hz` (phases spread evenly) and validates every snapshot
+//!              (u32 tick | u64 server CLOCK_REALTIME us | u32 count | count*12 bytes). Delivery
+//!              latency = our CLOCK_REALTIME at read() - the snapshot's server time. The measured
+//!              window is counted in server ticks: it starts at the first 300-tick boundary
+//!              (the server's report window) after the warmup and spans round(duration*60)
+//!              ticks; the load then continues up to the next 300-tick boundary so that the
+//!              server's `ticks 300 ...` lines that cover the window saw the same load.
 //!
 //! With `--server-pid PID` the server's CPU time (utime+stime of all threads, from
 //! /proc/PID/stat) is sampled exactly at the measured window's edges, and its VmRSS in idle mode.
@@ -31,6 +40,7 @@ enum Mode {
     Raw,
     Broadcast,
     Idle,
+    Game,
 }
 
 struct Args {
@@ -51,6 +61,8 @@ struct Args {
     concurrency: usize,
     timeout: f64,
     raw: bool,
+    rooms: usize,
+    input_hz: f64,
 }
 
 fn usage() -> ! {
@@ -59,7 +71,8 @@ fn usage() -> ! {
          \x20      [--conns N | --conns N1,N2,.. (idle)] [--depth D] [--size BYTES]\n\
          \x20      [--duration SECS] [--warmup SECS] [--senders K] [--server-pid PID]\n\
          \x20      [--label NAME] [--hold SECS] [--settle SECS] [--concurrency N] [--timeout SECS]\n\
-         \x20      [--raw] (idle: plain TCP connections, no handshake; implied by --mode raw)"
+         \x20      [--raw] (idle: plain TCP connections, no handshake; implied by --mode raw)\n\
+         \x20      game: [--rooms R] [--input-hz HZ] (with --conns N --duration --warmup)"
     );
     std::process::exit(2);
 }
@@ -82,6 +95,8 @@ fn parse_args() -> Args {
     let mut concurrency = 64; // in-progress connects; more overflows small listen queues (SYN retransmits)
     let mut timeout = 120.0;
     let mut raw = false;
+    let mut rooms = 10;
+    let mut input_hz = 20.0;
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
     while i < argv.len() {
@@ -103,6 +118,7 @@ fn parse_args() -> Args {
                     "raw" => Mode::Raw,
                     "broadcast" => Mode::Broadcast,
                     "idle" => Mode::Idle,
+                    "game" => Mode::Game,
                     _ => usage(),
                 })
             }
@@ -135,6 +151,8 @@ fn parse_args() -> Args {
             "--concurrency" => concurrency = num(val()),
             "--timeout" => timeout = num(val()),
             "--raw" => raw = true,
+            "--rooms" => rooms = num(val()),
+            "--input-hz" => input_hz = num(val()),
             "-h" | "--help" => usage(),
             _ => {
                 eprintln!("loadgen: unknown argument {a}");
@@ -156,7 +174,7 @@ fn parse_args() -> Args {
     let conns = conns.unwrap_or_else(|| match mode {
         Mode::Echo | Mode::Raw => vec![50],
         Mode::Broadcast => vec![100],
-        Mode::Idle => vec![1000],
+        Mode::Idle | Mode::Game => vec![1000],
     });
     if mode == Mode::Broadcast {
         if size < 4 {
@@ -185,6 +203,8 @@ fn parse_args() -> Args {
         concurrency: concurrency.max(1),
         timeout,
         raw: raw || mode == Mode::Raw,
+        rooms: rooms.max(1),
+        input_hz,
     }
 }
 
@@ -295,6 +315,8 @@ struct Conn {
     frag_len: usize,
     done: u64, // messages completed in the measured window (echo: own; broadcast: as sender)
     dirty: bool,
+    frag: Vec<u8>,          // game: payload of a fragmented message so far
+    last_tick: Option<u32>, // game: last snapshot tick received
 }
 
 impl Conn {
@@ -310,6 +332,8 @@ impl Conn {
             frag_len: 0,
             done: 0,
             dirty: false,
+            frag: Vec::new(),
+            last_tick: None,
         }
     }
 }
@@ -319,6 +343,25 @@ struct Stats {
     msgs: u64,     // completed round trips (echo/raw) or observer completions (broadcast)
     delivered: u64, // broadcast: frames received over all clients
     measuring: bool,
+}
+
+/// Game mode: the measured window in server ticks and what was seen in it.
+#[derive(Default)]
+struct Game {
+    max_tick: Option<u32>,
+    start_tick: Option<u32>, // S: first tick of the window (a multiple of 300), set after warmup
+    end_tick: u32,           // E: first tick after the window
+    started: Option<(Instant, Option<f64>, f64)>, // when tick >= S first arrived: time, server cpu, own cpu
+    ended: Option<(Instant, Option<f64>, f64)>,   // when tick >= E first arrived
+    received: u64,        // snapshots with S <= tick < E (all clients)
+    missed: u64,          // per-connection tick gaps inside the window
+    count_mismatch: u64,  // snapshots in the window whose player count != open clients in that room
+    negative: u64,        // receipt time before the server time (clock trouble): recorded as 0
+    ticks: std::collections::HashSet<u32>,
+    room_open: Vec<u32>,  // open clients per room
+    inputs_sent: u64,
+    input_t0: Option<Instant>,
+    input_k: u64,         // next input to send overall (client k % conns)
 }
 
 struct Lg {
@@ -337,10 +380,36 @@ struct Lg {
     dirty: Vec<usize>,
     scratch: Vec<u8>,
     first_error: Option<String>,
+    game: Game,
+    recv_us: u64, // game: CLOCK_REALTIME us right after the current read()
 }
 
 enum Ev {
-    Msg(usize, u32), // conn, sender id (broadcast)
+    Msg(usize, u32),             // conn, sender id (broadcast)
+    Snap(usize, u32, u64, u32), // game: conn, tick, server us, player count
+}
+
+fn realtime_us() -> u64 {
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000
+}
+
+/// Validates one snapshot: u32 tick | u64 server us | u32 count | count * (u32, f32, f32), LE.
+fn parse_snapshot(p: &[u8]) -> Result<(u32, u64, u32), String> {
+    if p.len() < 16 {
+        return Err(format!("snapshot of {} bytes (< 16-byte header)", p.len()));
+    }
+    let tick = u32::from_le_bytes(p[0..4].try_into().unwrap());
+    let us = u64::from_le_bytes(p[4..12].try_into().unwrap());
+    let count = u32::from_le_bytes(p[12..16].try_into().unwrap());
+    if p.len() != 16 + 12 * count as usize {
+        return Err(format!("snapshot of {} bytes with count {count} (expected {})", p.len(), 16 + 12 * count as usize));
+    }
+    if count == 0 {
+        return Err("snapshot with 0 players".into());
+    }
+    Ok((tick, us, count))
 }
 
 impl Lg {
@@ -354,6 +423,9 @@ impl Lg {
         }
         if c.st == St::Open {
             self.open -= 1;
+            if self.a.mode == Mode::Game {
+                self.game.room_open[i % self.a.rooms] -= 1;
+            }
         }
         c.st = St::Dead;
         if let Some(mut s) = c.sock.take() {
@@ -441,6 +513,9 @@ impl Lg {
         self.conns[i].st = St::Open;
         self.in_progress -= 1;
         self.open += 1;
+        if self.a.mode == Mode::Game {
+            self.game.room_open[i % self.a.rooms] += 1;
+        }
         if self.sending {
             self.prime(i);
         }
@@ -492,7 +567,15 @@ impl Lg {
                 self.on_open(i);
             } else {
                 self.conns[i].st = St::Handshaking;
-                let hs = self.handshake.clone();
+                let hs = if self.a.mode == Mode::Game {
+                    let p = &self.a.path;
+                    let sep = if p.contains('?') { '&' } else { '?' };
+                    String::from_utf8_lossy(&self.handshake)
+                        .replacen(&format!("GET {p} "), &format!("GET {p}{sep}room={} ", i % self.a.rooms), 1)
+                        .into_bytes()
+                } else {
+                    self.handshake.clone()
+                };
                 self.conns[i].wbuf.extend_from_slice(&hs);
                 self.mark_dirty(i);
             }
@@ -510,7 +593,11 @@ impl Lg {
         loop {
             let c = &mut self.conns[i];
             let Some(s) = c.sock.as_mut() else { return };
-            match s.read(&mut self.scratch) {
+            let r = s.read(&mut self.scratch);
+            if self.a.mode == Mode::Game {
+                self.recv_us = realtime_us();
+            }
+            match r {
                 Ok(0) => {
                     self.fail(i, "server closed the connection".into());
                     return;
@@ -570,6 +657,7 @@ impl Lg {
 
     fn parse_frames(&mut self, i: usize, events: &mut Vec<Ev>) -> Result<(), String> {
         let bcast = self.a.mode == Mode::Broadcast;
+        let game = self.a.mode == Mode::Game;
         let expect_len = self.a.size;
         let c = &mut self.conns[i];
         let buf = &c.rbuf;
@@ -612,6 +700,29 @@ impl Lg {
             let payload = &b[h..h + len];
             let unmask = |k: usize| if masked { payload[k] ^ key[k & 3] } else { payload[k] };
             match op {
+                0x0 | 0x1 | 0x2 if game => {
+                    if masked {
+                        return Err("server sent a masked frame".into());
+                    }
+                    if op == 0x1 || (op == 0) != (c.frag_len != 0) {
+                        return Err("text frame or bad fragmentation (snapshots are binary)".into());
+                    }
+                    let snap = if fin && op != 0 {
+                        parse_snapshot(payload)?
+                    } else {
+                        c.frag.extend_from_slice(payload);
+                        c.frag_len = 1; // a fragmented message is in progress
+                        if !fin {
+                            pos += h + len;
+                            continue;
+                        }
+                        c.frag_len = 0;
+                        let r = parse_snapshot(&c.frag);
+                        c.frag.clear();
+                        r?
+                    };
+                    events.push(Ev::Snap(i, snap.0, snap.1, snap.2));
+                }
                 0x0 | 0x1 | 0x2 => {
                     let whole = fin && op != 0 && c.frag_len == 0;
                     c.frag_len += len;
@@ -654,8 +765,92 @@ impl Lg {
         Ok(())
     }
 
+    fn on_snapshot(&mut self, i: usize, tick: u32, server_us: u64, count: u32) {
+        let prev = self.conns[i].last_tick.replace(tick);
+        if let Some(p) = prev {
+            if tick <= p {
+                self.fail(i, format!("snapshot tick {tick} after tick {p}"));
+                return;
+            }
+        }
+        let g = &mut self.game;
+        g.max_tick = Some(g.max_tick.map_or(tick, |m| m.max(tick)));
+        let Some(s) = g.start_tick else { return };
+        if tick >= s && g.started.is_none() {
+            g.started = Some((Instant::now(), self.a.server_pid.and_then(proc_cpu_s), self_cpu_s()));
+        }
+        if tick >= g.end_tick && g.ended.is_none() {
+            g.ended = Some((Instant::now(), self.a.server_pid.and_then(proc_cpu_s), self_cpu_s()));
+        }
+        if let Some(p) = prev {
+            // ticks this client missed inside the window
+            let lo = (p + 1).max(s);
+            let hi = tick.min(g.end_tick);
+            if hi > lo {
+                g.missed += (hi - lo) as u64;
+            }
+        }
+        if tick < s || tick >= g.end_tick {
+            return;
+        }
+        g.received += 1;
+        g.ticks.insert(tick);
+        if count != g.room_open[i % self.a.rooms] {
+            g.count_mismatch += 1;
+        }
+        let now = self.recv_us;
+        if now < server_us {
+            g.negative += 1;
+            self.stats.hist.saturating_record(0);
+        } else {
+            self.stats.hist.saturating_record((now - server_us) * 1000);
+        }
+    }
+
+    /// Game: send every input due by now (client k % conns at t0 + k / (conns * hz)).
+    fn send_inputs(&mut self) {
+        let n = self.conns.len() as u64;
+        let Some(t0) = self.game.input_t0 else { return };
+        if self.a.input_hz <= 0.0 {
+            return;
+        }
+        let step = 1.0 / (self.a.input_hz * n as f64);
+        let el = t0.elapsed().as_secs_f64();
+        while (self.game.input_k as f64) * step <= el {
+            let k = self.game.input_k;
+            self.game.input_k += 1;
+            let i = (k % n) as usize;
+            if self.conns[i].st != St::Open {
+                continue;
+            }
+            let a = (k / n) as f32 * 0.1 + i as f32;
+            let mut p = [0u8; 8];
+            p[..4].copy_from_slice(&(a.cos() * 3.0).to_le_bytes());
+            p[4..].copy_from_slice(&(a.sin() * 3.0).to_le_bytes());
+            let c = &mut self.conns[i];
+            encode_frame(&p, &mut c.wbuf);
+            self.game.inputs_sent += 1;
+            self.mark_dirty(i);
+        }
+    }
+
+    /// Game: how long poll may sleep before the next input is due (at most `cap`).
+    fn input_wait(&self, cap: Duration) -> Duration {
+        let Some(t0) = self.game.input_t0 else { return cap };
+        if self.a.input_hz <= 0.0 {
+            return cap;
+        }
+        let due = self.game.input_k as f64 / (self.a.input_hz * self.conns.len() as f64);
+        let left = due - t0.elapsed().as_secs_f64();
+        // 1 ms granularity: inputs due within the same millisecond go out in one turn
+        Duration::from_secs_f64(left.max(0.001)).min(cap)
+    }
+
     fn on_message(&mut self, ev: Ev) {
-        let Ev::Msg(i, sender) = ev;
+        let (i, sender) = match ev {
+            Ev::Msg(i, s) => (i, s),
+            Ev::Snap(i, t, us, n) => return self.on_snapshot(i, t, us, n),
+        };
         let now = Instant::now();
         match self.a.mode {
             Mode::Echo | Mode::Raw => {
@@ -691,7 +886,7 @@ impl Lg {
                     }
                 }
             }
-            Mode::Idle => {}
+            Mode::Idle | Mode::Game => {}
         }
     }
 
@@ -786,6 +981,8 @@ fn main() {
         dirty: Vec::new(),
         scratch: vec![0u8; 256 * 1024],
         first_error: None,
+        game: Game::default(),
+        recv_us: 0,
         a,
     };
     let mut events = Events::with_capacity(4096);
@@ -835,6 +1032,11 @@ fn main() {
         while Instant::now() < hold_end {
             lg.turn(&mut events, tick);
         }
+        return;
+    }
+
+    if lg.a.mode == Mode::Game {
+        run_game(&mut lg, &mut events, total, deadline, &label);
         return;
     }
 
@@ -937,4 +1139,95 @@ fn main() {
             );
         }
     }
+}
+
+fn run_game(lg: &mut Lg, events: &mut Events, total: usize, deadline: Instant, label: &str) {
+    let cap = Duration::from_millis(5);
+    lg.game.room_open = vec![0; lg.a.rooms];
+    let err_exit = |lg: &Lg, msg: String| -> ! {
+        println!("{{\"mode\":\"game\",\"label\":{label},\"conns\":{total},\"rooms\":{},\"error\":{}}}", lg.a.rooms, json_str(&msg));
+        std::process::exit(1);
+    };
+    while lg.open + lg.dead < total && Instant::now() < deadline {
+        lg.start_more(total);
+        lg.turn(events, cap);
+    }
+    if lg.open < total {
+        let e = lg.first_error.clone().unwrap_or_else(|| "timeout".into());
+        err_exit(lg, format!("only {} of {} connections opened: {e}", lg.open, total));
+    }
+    lg.sending = true;
+    lg.game.input_t0 = Some(Instant::now());
+    let step = |lg: &mut Lg, events: &mut Events| {
+        lg.send_inputs();
+        while let Some(i) = lg.dirty.pop() {
+            lg.flush(i);
+        }
+        let w = lg.input_wait(cap);
+        lg.turn(events, w);
+    };
+    let warm_end = Instant::now() + Duration::from_secs_f64(lg.a.warmup);
+    while Instant::now() < warm_end {
+        step(lg, events);
+    }
+    // The window, in server ticks: from the next 300-tick boundary (the server prints a
+    // `ticks 300 ...` line for ticks [300k, 300k+300)), round(duration*60) ticks long.
+    let Some(cur) = lg.game.max_tick else { err_exit(lg, "no snapshot received during the warmup".into()) };
+    let s = (cur / 300 + 1) * 300;
+    let e = s + ((lg.a.duration * 60.0).round() as u32).max(1);
+    let hold = e.div_ceil(300) * 300;
+    lg.game.start_tick = Some(s);
+    lg.game.end_tick = e;
+    lg.stats.hist.reset();
+    while lg.game.ended.is_none() && lg.open > 0 && Instant::now() < deadline {
+        step(lg, events);
+    }
+    // stragglers: snapshots of the window's last tick still on their way to some clients
+    let grace = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < grace && Instant::now() < deadline
+        && lg.conns.iter().any(|c| c.st == St::Open && c.last_tick.map_or(true, |t| t + 1 < e))
+    {
+        step(lg, events);
+    }
+    // keep the same load until the server's report window containing the end is complete
+    while lg.game.max_tick.map_or(true, |t| t < hold) && lg.open > 0 && Instant::now() < deadline {
+        step(lg, events);
+    }
+    let g = &lg.game;
+    let (Some(st), Some(en)) = (g.started, g.ended) else {
+        let e = lg.first_error.clone().unwrap_or_else(|| "timeout".into());
+        err_exit(lg, format!("measured window [{s}, {e}) not completed (last tick {:?}): {e}", g.max_tick));
+    };
+    let elapsed = (en.0 - st.0).as_secs_f64();
+    let server_cpu = match (st.1, en.1) {
+        (Some(a), Some(b)) => b - a,
+        _ => f64::NAN,
+    };
+    let lg_cpu_pct = (en.2 - st.2) / elapsed * 100.0;
+    let expected = total as u64 * (e - s) as u64;
+    let h = &lg.stats.hist;
+    let err = lg.first_error.as_deref().map_or("null".into(), json_str);
+    println!(
+        "{{\"mode\":\"game\",\"label\":{label},\"conns\":{total},\"rooms\":{},\"input_hz\":{},\"duration_s\":{},\"tick_start\":{s},\"tick_end\":{e},\"hold_until_tick\":{hold},\"ticks_seen\":{},\"snapshots\":{},\"expected\":{expected},\"snapshots_per_s\":{},\"expected_per_s\":{},\"missed\":{},\"count_mismatch\":{},\"negative_latency\":{},\"inputs_sent\":{},\"p50_us\":{},\"p99_us\":{},\"p999_us\":{},\"max_us\":{},\"mean_us\":{},\"server_cpu_s\":{},\"server_cpu_pct\":{},\"loadgen_cpu_pct\":{},\"dead\":{},\"error\":{err}}}",
+        lg.a.rooms,
+        fnum(lg.a.input_hz),
+        fnum(elapsed),
+        g.ticks.len(),
+        g.received,
+        fnum(g.received as f64 / elapsed),
+        fnum(60.0 * total as f64),
+        g.missed,
+        g.count_mismatch,
+        g.negative,
+        g.inputs_sent,
+        fnum(pct(h, 0.5)),
+        fnum(pct(h, 0.99)),
+        fnum(pct(h, 0.999)),
+        fnum(h.max() as f64 / 1000.0),
+        fnum(h.mean() / 1000.0),
+        fnum(server_cpu),
+        fnum(server_cpu / elapsed * 100.0),
+        fnum(lg_cpu_pct),
+        lg.dead,
+    );
 }
