@@ -6,7 +6,10 @@
  * is closed with 1003 (unsupported data). Messages over 64 KiB are closed with 1009 by the
  * engine.
  *
- *   chat_server [--port N] [--host H] [--static DIR]
+ *   chat_server [--port N] [--host H] [--static DIR] [--tls CERT.pem KEY.pem]
+ *
+ * With --tls the page and the socket are served over https:// and wss:// (the page then
+ * connects with wss:// by itself).
  *
  * Defaults: port 8080, host 127.0.0.1, DIR = <directory of this executable>/../../chat (the
  * binary lives in examples/c/build/), else examples/chat relative to the working directory.
@@ -69,13 +72,14 @@ static int default_static_dir(char *out) {
 }
 
 static void usage(const char *argv0) {
-    fprintf(stderr, "usage: %s [--port N] [--host H] [--static DIR]\n", argv0);
+    fprintf(stderr, "usage: %s [--port N] [--host H] [--static DIR] [--tls CERT.pem KEY.pem]\n", argv0);
 }
 
 int main(int argc, char **argv) {
     long port = 8080;
     const char *host = "127.0.0.1";
     const char *static_arg = NULL;
+    const char *tls_cert = NULL, *tls_key = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) {
             char *end = NULL;
@@ -87,6 +91,9 @@ int main(int argc, char **argv) {
             }
         } else if (strcmp(argv[i], "--host") == 0 && i + 1 < argc) {
             host = argv[++i];
+        } else if (strcmp(argv[i], "--tls") == 0 && i + 2 < argc) {
+            tls_cert = argv[++i];
+            tls_key = argv[++i];
         } else if (strcmp(argv[i], "--static") == 0 && i + 1 < argc) {
             static_arg = argv[++i];
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -116,6 +123,8 @@ int main(int argc, char **argv) {
     if (rc == WSEMBED_OK) rc = wsembed_config_set_int(config, "port", port);
     if (rc == WSEMBED_OK) rc = wsembed_config_set_int(config, "max_message_size", CHAT_MAX_MESSAGE);
     if (rc == WSEMBED_OK) rc = wsembed_config_set(config, "static_dir", static_dir);
+    if (rc == WSEMBED_OK && tls_cert) rc = wsembed_config_set(config, "tls_cert_file", tls_cert);
+    if (rc == WSEMBED_OK && tls_key) rc = wsembed_config_set(config, "tls_key_file", tls_key);
     if (rc != WSEMBED_OK) {
         fail("config", rc);
         wsembed_config_free(config);
@@ -148,8 +157,9 @@ int main(int argc, char **argv) {
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 
-    printf("listening on ws://%s%s%s:%u\n", lb, shown, rb, (unsigned)bound);
-    if (static_dir[0]) printf("open http://%s%s%s:%u/ in a browser\n", lb, shown, rb, (unsigned)bound);
+    const char *secure = tls_cert ? "s" : "";
+    printf("listening on ws%s://%s%s%s:%u\n", secure, lb, shown, rb, (unsigned)bound);
+    if (static_dir[0]) printf("open http%s://%s%s%s:%u/ in a browser\n", secure, lb, shown, rb, (unsigned)bound);
     fflush(stdout);
     if (static_dir[0]) fprintf(stderr, "chat_server: serving %s\n", static_dir);
 

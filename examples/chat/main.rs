@@ -1,9 +1,10 @@
 //! The live chat demo, Rust host: serves `examples/chat/index.html` and the WebSocket on one
 //! port and broadcasts every text message to every connected browser.
 //!
-//!     cargo run --release --example chat -- [--port N] [--host H]
+//!     cargo run --release --example chat -- [--port N] [--host H] [--tls CERT.pem KEY.pem]
 //!
-//! Then open the printed URL in two browser tabs.
+//! Then open the printed URL in two browser tabs. With `--tls` the page and the socket are
+//! served over https:// and wss://.
 
 use std::time::Duration;
 
@@ -17,15 +18,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         match arg.as_str() {
             "--port" => config.set("port", &value)?,
             "--host" => config.set("host", &value)?,
-            _ => return Err(format!("usage: chat [--port N] [--host H] (got {arg})").into()),
+            "--tls" => {
+                let key = args.next().ok_or("--tls needs CERT.pem KEY.pem")?;
+                config.set("tls_cert_file", &value)?;
+                config.set("tls_key_file", &key)?;
+            }
+            _ => return Err(format!("usage: chat [--port N] [--host H] [--tls CERT.pem KEY.pem] (got {arg})").into()),
         }
     }
     config.static_dir = Some(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/chat").into());
     config.max_message_size = 64 * 1024;
+    let tls = config.tls.is_some();
     let server = Server::start(config)?;
     let port = server.local_addr().port();
-    println!("listening on ws://127.0.0.1:{port}");
-    println!("open http://127.0.0.1:{port}/ in a browser");
+    let secure = if tls { "s" } else { "" };
+    println!("listening on ws{secure}://127.0.0.1:{port}");
+    println!("open http{secure}://127.0.0.1:{port}/ in a browser");
 
     let handle = server.handle();
     loop {
