@@ -2,7 +2,7 @@
 """The live chat demo, Python host: serves examples/chat/index.html (plain HTTP) and the
 WebSocket (/ws) on one port, and broadcasts every text message to every connected browser.
 
-    python bindings/python/examples/chat_server.py [--port N] [--host H]
+    python bindings/python/examples/chat_server.py [--port N] [--host H] [--tls CERT.pem KEY.pem]
 
 Then open the printed URL in two browser tabs.
 """
@@ -23,14 +23,17 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=8080, help="TCP port (default 8080, 0: any free port)")
     parser.add_argument("--host", default="127.0.0.1", help="interface (0.0.0.0 for all)")
     parser.add_argument("--static-dir", default=str(CHAT_DIR), help="folder holding index.html")
+    parser.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"), help="serve https:// and wss:// with these PEM files")
     args = parser.parse_args()
     if not (Path(args.static_dir) / "index.html").is_file():
         print(f"chat_server: no index.html in {args.static_dir}", file=sys.stderr)
         return 1
 
-    with wsembed.Server(args.host, args.port, static_dir=args.static_dir, max_message_size=64 * 1024) as server:
-        print(f"listening on ws://127.0.0.1:{server.port}", flush=True)
-        print(f"open http://127.0.0.1:{server.port}/ in a browser", flush=True)
+    tls = tuple(args.tls) if args.tls else None
+    with wsembed.Server(args.host, args.port, static_dir=args.static_dir, max_message_size=64 * 1024, tls=tls) as server:
+        s = "s" if tls else ""
+        print(f"listening on ws{s}://127.0.0.1:{server.port}", flush=True)
+        print(f"open http{s}://127.0.0.1:{server.port}/ in a browser", flush=True)
         # SIGTERM like Ctrl-C: leave the loop, and the with block says 1001 to every browser.
         signal.signal(signal.SIGTERM, signal.default_int_handler)
         try:
