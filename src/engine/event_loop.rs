@@ -157,7 +157,10 @@ impl EventLoop {
                     Token(token) => {
                         let slot = token - FIRST_CONN;
                         if event.is_readable() || event.is_read_closed() || event.is_error() {
-                            self.on_readable(slot, now);
+                            // With FIN/RST already signalled there is no later edge to wait
+                            // for: read to the end now.
+                            let drain = event.is_read_closed() || event.is_error();
+                            self.on_readable(slot, drain, now);
                         }
                         if event.is_writable() {
                             self.mark_dirty(slot);
@@ -166,7 +169,7 @@ impl EventLoop {
                 }
             }
             for slot in std::mem::take(&mut self.read_again) {
-                self.on_readable(slot, now);
+                self.on_readable(slot, true, now);
             }
             if self.next_sweep.is_some_and(|t| now >= t) {
                 self.sweep(now);
@@ -449,7 +452,8 @@ impl EventLoop {
         None
     }
 
-    fn on_readable(&mut self, slot: usize, now: Instant) {
+    /// Reads what the socket has. `drain`: keep reading to EAGAIN/EOF even after a short read.
+    fn on_readable(&mut self, slot: usize, drain: bool, now: Instant) {
         if self.shared.events.backlog() > self.shared.max_pending_event_bytes {
             // The host lags: leave the bytes in the kernel (TCP pushes back) until it polls.
             self.shared.reads_paused.store(true, Ordering::Release);
@@ -476,8 +480,9 @@ impl EventLoop {
                     self.on_bytes(slot, &buf[..n], now);
                     // A short read from TCP drained the socket: skip the read that would only
                     // say EAGAIN (data arriving later raises a new edge). TLS may hold more
-                    // plaintext, so it reads on.
-                    if plain && n < buf.len() {
+                    // plaintext, and a FIN/RST seen with this event raises no new edge, so
+                    // those read on.
+                    if plain && !drain && n < buf.len() {
                         break;
                     }
                     if n >= budget {
