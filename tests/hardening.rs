@@ -154,7 +154,8 @@ fn message_rate_limit_closes_with_1008() {
     })))
     .take_while(|is_message| *is_message)
     .count();
-    assert!((1..=6).contains(&delivered), "burst of about one second passes: {delivered}");
+    // The burst (5) plus what refills while the 20 frames arrive; far fewer than 20.
+    assert!((1..=10).contains(&delivered), "burst of about one second passes: {delivered}");
     assert_still_serves(&server);
 }
 

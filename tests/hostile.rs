@@ -39,14 +39,14 @@ fn malformed_requests_get_http_errors() {
 
 #[test]
 fn slowloris_does_not_delay_a_good_client() {
-    let server = start(|c| c.handshake_timeout = Duration::from_secs(2));
+    let server = start(|c| c.handshake_timeout = Duration::from_secs(4));
     let mut slow: Vec<Raw> = (0..200).map(|_| Raw::tcp(&server)).collect();
     for raw in &mut slow {
         raw.write(b"GET / HTTP/1.1\r\nHo");
     }
     let started = Instant::now();
     assert_still_serves(&server);
-    assert!(started.elapsed() < Duration::from_millis(500), "good client served in {:?}", started.elapsed());
+    assert!(started.elapsed() < Duration::from_secs(2), "good client served in {:?}", started.elapsed());
     for raw in &mut slow {
         raw.write(b"s"); // one byte at a time does not extend the deadline
     }
