@@ -247,7 +247,8 @@ wsembed_result wsembed_server_port(const struct wsembed_server *server, uint16_t
 // Fills `events[0..capacity]` with waiting events and writes how many to `*count`. Waits up
 // to `timeout_ms` for the first event: 0 returns at once, -1 waits without limit. Returns OK
 // with `*count == 0` on timeout. After the server stopped, the remaining events are still
-// returned; then the result is `WSEMBED_ERR_STOPPED`.
+// returned; then the result is `WSEMBED_ERR_STOPPED` (and, as on every failure, `*count` is
+// left untouched).
 //
 // Pointers inside the events stay valid until the next `wsembed_server_poll` on this server
 // or `wsembed_server_free`, whichever comes first.

@@ -105,14 +105,91 @@ declare namespace WebSocket {
     pongTimeoutMs?: number;
     closeTimeoutMs?: number;
     maxBufferedBytes?: number;
+    /** Past maxBufferedBytes: 'block' (sends queue in JS until 'drain'; broadcast skips) or 'close'. */
     backpressure?: 'block' | 'close';
+    /** Close code of backpressure 'close': 1008 (default) or 1013. */
+    backpressureCloseCode?: 1008 | 1013;
     maxStaticFileBytes?: number;
+    /** Browser origins allowed (exact `Origin` match); others get 403. Requests without Origin pass. */
+    allowedOrigins?: string | string[];
+    /** Messages per second per connection (burst of one second); 0 = no limit. */
+    maxMessagesPerSec?: number;
+    /** Bytes per second per connection (burst of one second); 0 = no limit. */
+    maxBytesPerSec?: number;
+    /** Over the rate limits: 'close' with 1008 (default) or 'drop' the message (counted in stats().rateLimited). */
+    rateLimitPolicy?: 'close' | 'drop';
+    /** Simultaneous connections per IP address; more get 429. 0 = no limit. */
+    maxConnectionsPerIp?: number;
+    /** New connections per second per IP address; more get 429. 0 = no limit. */
+    maxHandshakesPerIpPerSec?: number;
+    /**
+     * Ask JS about every upgrade request first (implied by verifyClient / handleProtocols): answer in
+     * the 'handshake' event; without a listener, requests are accepted.
+     */
+    approveHandshakes?: boolean;
+    /** An upgrade request not answered in this time gets 503 (default 10000). */
+    approvalTimeoutMs?: number;
+    /** Serve wss://: PEM certificate chain and key (strings or Buffers), or the paths of PEM files. */
+    tls?: { cert: string | Buffer; key: string | Buffer } | { certFile: string; keyFile: string };
+    /**
+     * Like ws: decides on each upgrade request. Sync form returns a boolean (false -> 401); async
+     * form calls cb(true) or cb(false, status = 401, body).
+     */
+    verifyClient?: ((info: VerifyClientInfo) => boolean)
+      | ((info: VerifyClientInfo, cb: (result: boolean, code?: number, message?: string) => void) => void);
+    /** Like ws: picks one of the offered subprotocols, or false (then the subprotocols option decides). */
+    handleProtocols?: (protocols: Set<string>, request: UpgradeRequest) => string | false;
     /** How long `close()` waits for clients' closing handshakes, in ms (default 2000). */
     stopTimeoutMs?: number;
     /** Accepted for ws compatibility; permessage-deflate is not negotiated. */
     perMessageDeflate?: boolean | object;
     /** Engine option names (snake_case) are passed through as they are. */
     [engineOption: string]: unknown;
+  }
+
+  interface VerifyClientInfo {
+    /** The Origin header, if any. */
+    origin: string | undefined;
+    /** True with the tls option (wss://). */
+    secure: boolean;
+    /** The upgrade request; the same object is passed to 'connection'. */
+    req: UpgradeRequest;
+  }
+
+  /** An upgrade request awaiting an answer (option approveHandshakes, event 'handshake'). */
+  class Handshake {
+    private constructor();
+    readonly request: UpgradeRequest;
+    /** Subprotocols the client offered, in its order. */
+    readonly protocols: Set<string>;
+    readonly answered: boolean;
+    /** Completes the upgrade with `protocol` (one offered) or lets the subprotocols option decide. False if too late. */
+    accept(protocol?: string): boolean;
+    /** Refuses with HTTP `status` (400-599, default 401) and a short text body (<= 1024 bytes). False if too late. */
+    reject(status?: number, body?: string): boolean;
+  }
+
+  /** wss.stats(): the engine's counters since start (Numbers; BigInt past 2^53). */
+  interface Stats {
+    openConnections: number | bigint;
+    handshakesAccepted: number | bigint;
+    /** Bad requests, 403 origin, 429 per-IP limits, 503 (full or unanswered approval), rejects, timeouts. */
+    handshakesRejected: number | bigint;
+    messagesIn: number | bigint;
+    /** Messages queued for sending (a broadcast counts once per recipient). */
+    messagesOut: number | bigint;
+    bytesIn: number | bigint;
+    bytesOut: number | bigint;
+    /** Broadcast/publish deliveries skipped because the recipient's queue was full. */
+    droppedDeliveries: number | bigint;
+    /** Messages dropped by rateLimitPolicy 'drop'. */
+    rateLimited: number | bigint;
+    closesClean: number | bigint;
+    closesProtocolError: number | bigint;
+    closesTimeout: number | bigint;
+    closesDropped: number | bigint;
+    /** Rate-limit and backpressure closes (1008/1013). */
+    closesPolicy: number | bigint;
   }
 
   /** A request-like view of the upgrade request (not an http.IncomingMessage). */
@@ -134,6 +211,8 @@ declare namespace WebSocket {
     remoteAddress?: string;
     remotePort?: number;
     remoteFamily?: 'IPv4' | 'IPv6';
+    /** true with the tls option. */
+    encrypted?: boolean;
     localAddress: string;
     localPort: number;
   }
@@ -159,9 +238,13 @@ declare namespace WebSocket {
     /** Sends to every socket subscribed to `topic`. False once the server is closed. */
     publish(topic: string, data: Data, options?: SendOptions): boolean;
     shouldHandle(request: UpgradeRequest): boolean;
+    /** The engine's counters; after close, the last snapshot (null if the server never started). */
+    stats(): Stats | null;
 
     on(event: 'connection', listener: (socket: WebSocket, request: UpgradeRequest) => void): this;
     on(event: 'listening', listener: () => void): this;
+    /** With approveHandshakes (and no verifyClient): answer with handshake.accept() or .reject(). */
+    on(event: 'handshake', listener: (handshake: Handshake, request: UpgradeRequest) => void): this;
     on(event: 'error', listener: (error: Error & { code?: string; result?: number }) => void): this;
     on(event: 'close', listener: () => void): this;
     on(event: string | symbol, listener: (...args: any[]) => void): this;

@@ -2,11 +2,16 @@
 // wsembed for Node.js: a WebSocket server whose protocol and I/O run in the wsembed engine (Rust,
 // on its own thread), with an API close to the `ws` package's server side.
 //
-// Events reach JavaScript through an asynchronous wsembed_server_poll that waits on the libuv
-// thread pool (koffi `.async`); each batch is copied into JS objects, the next poll is armed at
-// once, then the batch is dispatched. No timer runs while idle.
+// Event pump: the engine's event fd (the read end of a pipe, readable while events wait) is
+// watched by a libuv stream on the JS main thread. On each readable callback the pump calls
+// wsembed_server_poll synchronously with timeout 0 until the queue is empty, and dispatches the
+// events straight from the event array (payloads copied out by address with memcpy). No thread
+// pool, no timers; an idle server costs nothing. See README "How events reach JavaScript".
 
 const { EventEmitter } = require('events');
+const fs = require('fs');
+const net = require('net');
+const http = require('http');
 const native = require('./lib/native');
 
 const RESULT = Object.freeze({
@@ -15,18 +20,22 @@ const RESULT = Object.freeze({
 });
 const RESULT_NAMES = Object.fromEntries(Object.entries(RESULT).map(([k, v]) => [v, `WSEMBED_ERR_${k}`]));
 const EV_OPEN = 1; const EV_TEXT = 2; const EV_BINARY = 3; const EV_CLOSE = 4; const EV_DRAIN = 5;
+const EV_HANDSHAKE = 6;
 const KIND_TEXT = 1; const KIND_BINARY = 2;
 // Layout of struct wsembed_event (checked against koffi's layout when the library loads).
-const EVENT_SIZE = 72;
+const EVENT_SIZE = 80;
 const OFF_KIND = 0; const OFF_CLOSE_CODE = 4; const OFF_CLEAN = 6; const OFF_CONN = 8; const OFF_DATA = 16;
 const OFF_LEN = 24;
 
 const CONNECTING = 0; const OPEN = 1; const CLOSING = 2; const CLOSED = 3;
 const READY_STATES = ['CONNECTING', 'OPEN', 'CLOSING', 'CLOSED'];
 
+// Events taken per wsembed_server_poll call; the pump polls again while batches come back full.
 const POLL_CAPACITY = 512;
-// The poll waits at most this long before it is re-armed. Events wake it at once; the bound
-// only limits how long process exit can wait for a blocked thread-pool thread.
+// Payloads up to this size share one Buffer per batch (one allocation per batch); larger ones
+// get their own Buffer so a kept small message does not pin a big one.
+const SHARED_PAYLOAD_MAX = 16 * 1024;
+// Fallback pump only (no usable event fd): the thread-pool poll is re-armed after this long.
 const POLL_TIMEOUT_MS = 1000;
 
 // Engine options, by their ws-style or camelCase names (snake_case names are accepted as is).
@@ -44,16 +53,31 @@ const OPTION_NAMES = {
   closeTimeoutMs: 'close_timeout_ms',
   maxBufferedBytes: 'max_buffered_bytes',
   backpressure: 'backpressure',
+  backpressureCloseCode: 'backpressure_close_code',
   staticDir: 'static_dir',
   maxStaticFileBytes: 'max_static_file_bytes',
   subprotocols: 'subprotocols',
+  allowedOrigins: 'allowed_origins',
+  maxMessagesPerSec: 'max_messages_per_sec',
+  maxBytesPerSec: 'max_bytes_per_sec',
+  rateLimitPolicy: 'rate_limit_policy',
+  maxConnectionsPerIp: 'max_connections_per_ip',
+  maxHandshakesPerIpPerSec: 'max_handshakes_per_ip_per_sec',
+  approveHandshakes: 'approve_handshakes',
+  approvalTimeoutMs: 'approval_timeout_ms',
 };
-const ENGINE_OPTIONS = new Set(Object.values(OPTION_NAMES));
+const ENGINE_OPTIONS = new Set([...Object.values(OPTION_NAMES),
+  'tls_cert_file', 'tls_key_file', 'tls_cert_pem', 'tls_key_pem']);
+
+// struct wsembed_stats fields -> camelCase keys of wss.stats().
+const STATS_KEYS = native.STATS_FIELDS.map((n) => n.replace(/_([a-z])/g, (_, c) => c.toUpperCase()));
 
 function lib() { return native.load(); }
 // Load now, so a missing library is reported by require() with what to run.
+const L = lib();
+const F = L.f;
 {
-  const { koffi, Event } = lib();
+  const { koffi, Event } = L;
   const layout = [koffi.sizeof(Event), koffi.offsetof(Event, 'kind'), koffi.offsetof(Event, 'close_code'),
     koffi.offsetof(Event, 'clean'), koffi.offsetof(Event, 'conn'), koffi.offsetof(Event, 'data'), koffi.offsetof(Event, 'len')];
   if (layout.join() !== [EVENT_SIZE, OFF_KIND, OFF_CLOSE_CODE, OFF_CLEAN, OFF_CONN, OFF_DATA, OFF_LEN].join()) {
@@ -177,8 +201,18 @@ class WebSocket extends EventEmitter {
   }
 
   send(data, options, cb) {
-    if (typeof options === 'function') { cb = options; options = {}; }
-    const { kind, buf } = encodeMessage(data, options);
+    if (typeof options === 'function') { cb = options; options = undefined; }
+    // Fast paths (no intermediate objects): a string goes to the engine as is (koffi encodes it
+    // to UTF-8), a Buffer by pointer. Everything else through encodeMessage.
+    const binary = options !== undefined && options !== null ? options.binary : undefined;
+    let kind; let buf;
+    if (typeof data === 'string' && binary !== true) {
+      kind = KIND_TEXT; buf = data;
+    } else if (Buffer.isBuffer(data)) {
+      kind = binary === false ? KIND_TEXT : KIND_BINARY; buf = data;
+    } else {
+      ({ kind, buf } = encodeMessage(data, options));
+    }
     if (this._readyState !== OPEN) {
       const err = new Error(`WebSocket is not open: readyState ${this._readyState} (${READY_STATES[this._readyState]})`);
       if (cb) process.nextTick(cb, err);
@@ -203,8 +237,9 @@ class WebSocket extends EventEmitter {
 
   _enqueue(kind, buf, cb) {
     // The engine copies the data; keep our own copy since the caller may reuse its buffer.
-    this._queue.push({ kind, buf: Buffer.from(buf), cb });
-    this._queuedBytes += buf.length;
+    const copy = Buffer.from(buf); // a string is encoded here
+    this._queue.push({ kind, buf: copy, cb });
+    this._queuedBytes += copy.length;
   }
 
   _flush() {
@@ -318,7 +353,7 @@ for (const [i, name] of READY_STATES.entries()) {
   Object.defineProperty(WebSocket.prototype, name, { enumerable: true, value: i });
 }
 
-// Live servers, stopped on process exit so no thread-pool thread stays blocked in a poll.
+// Live servers, stopped on process exit (1001 to their clients, engine thread joined).
 const liveServers = new Set();
 let exitHookInstalled = false;
 function installExitHook() {
@@ -326,9 +361,63 @@ function installExitHook() {
   exitHookInstalled = true;
   process.on('exit', () => {
     for (const s of liveServers) {
-      try { lib().f.server_stop(s._handle, 0); } catch (_) { /* exiting anyway */ }
+      try { F.server_stop(s._handle, 0); } catch (_) { /* exiting anyway */ }
     }
   });
+}
+
+// Opens a second, independent descriptor for the engine's event pipe, so that the libuv handle
+// watching it may close its own descriptor (destroy() always does) without touching the
+// server's, which the server owns. null where the platform has no such path.
+function openEventFd(fd) {
+  if (process.env.WSEMBED_NODE_PUMP === 'threadpool') return null;
+  const dir = process.platform === 'linux' ? '/proc/self/fd' : '/dev/fd';
+  try {
+    return fs.openSync(`${dir}/${fd}`, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK || 0));
+  } catch (_) {
+    return null;
+  }
+}
+
+// Reads a size_t/pointer field as a Number (exact below 2^53, which user-space addresses are).
+function readWord(dv, off) {
+  return dv.getUint32(off + 4, true) * 0x100000000 + dv.getUint32(off, true);
+}
+
+function statsToObject(dv) {
+  const out = {};
+  for (let i = 0; i < STATS_KEYS.length; i++) {
+    const hi = dv.getUint32(i * 8 + 4, true);
+    out[STATS_KEYS[i]] = hi < 0x200000 ? hi * 0x100000000 + dv.getUint32(i * 8, true) : dv.getBigUint64(i * 8, true);
+  }
+  return out;
+}
+
+/** A pending upgrade request (HANDSHAKE event) awaiting an answer. */
+class Handshake {
+  constructor(server, conn, request, protocols) {
+    this._server = server;
+    this._conn = conn;
+    /** The request-like view of the upgrade request (same object as the later 'connection' one). */
+    this.request = request;
+    /** Subprotocols the client offered, in its order. */
+    this.protocols = protocols;
+    this.answered = false;
+  }
+
+  /** Completes the upgrade; `protocol` (one the client offered) or the `subprotocols` option decides. */
+  accept(protocol) {
+    if (this.answered) return false;
+    this.answered = true;
+    return this._server._answer(this._conn, true, protocol);
+  }
+
+  /** Refuses the upgrade with HTTP `status` (400-599, default 401) and a short text body. */
+  reject(status = 401, body) {
+    if (this.answered) return false;
+    this.answered = true;
+    return this._server._answer(this._conn, false, null, status, body);
+  }
 }
 
 /** A WebSocket server running in the wsembed engine. */
@@ -343,19 +432,31 @@ class WebSocketServer extends EventEmitter {
     if (options.port === undefined || options.port === null) {
       throw new TypeError('One and only one of the "port", "server", or "noServer" options must be specified');
     }
-    const { koffi, f } = lib();
+    if (options.verifyClient !== undefined && typeof options.verifyClient !== 'function') {
+      throw new TypeError('wsembed: verifyClient must be a function');
+    }
+    if (options.handleProtocols !== undefined && typeof options.handleProtocols !== 'function') {
+      throw new TypeError('wsembed: handleProtocols must be a function');
+    }
+    const { koffi } = L;
     this.options = options;
     this._state = 'running';
     this._handle = null;
+    this._handleAddr = 0; // the same pointer as a number, for the hot calls
     this._sockets = new Map(); // conn id -> WebSocket
+    this._requests = new Map(); // conn id -> request of an accepted handshake, until its OPEN
     this.clients = options.clientTracking ? new Set() : undefined;
     this._path = options.path;
+    this._verifyClient = options.verifyClient || null;
+    this._handleProtocols = options.handleProtocols || null;
     this._stopTimeout = options.stopTimeoutMs ?? 2000;
     this._closeCallbacks = [];
     this._polling = false;
     this._stopping = false;
     this._stopDone = false;
     this._stoppedSeen = false;
+    this._watcher = null;
+    this._finalStats = null;
     if (typeof callback === 'function') this.on('listening', callback);
 
     const values = {};
@@ -365,21 +466,41 @@ class WebSocketServer extends EventEmitter {
       if (!name) continue;
       values[name] = Array.isArray(value) ? value.join(',') : value;
     }
+    if (options.tls !== undefined && options.tls !== null) {
+      const { cert, key, certFile, keyFile } = options.tls;
+      if ((cert === undefined) === (certFile === undefined) || (key === undefined) === (keyFile === undefined)) {
+        throw new TypeError('wsembed: tls needs { cert, key } (PEM strings or Buffers) or { certFile, keyFile }');
+      }
+      const pem = (v) => (Buffer.isBuffer(v) || ArrayBuffer.isView(v) ? Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('utf8') : String(v));
+      if (cert !== undefined) values.tls_cert_pem = pem(cert); else values.tls_cert_file = String(certFile);
+      if (key !== undefined) values.tls_key_pem = pem(key); else values.tls_key_file = String(keyFile);
+    }
+    this._secure = values.tls_cert_pem !== undefined || values.tls_cert_file !== undefined;
+    // verifyClient / handleProtocols run in JS on each upgrade request: the engine asks first.
+    if (this._verifyClient || this._handleProtocols) values.approve_handshakes = true;
+    if (typeof values.approve_handshakes === 'boolean') values.approve_handshakes = String(values.approve_handshakes);
+    this._approving = values.approve_handshakes === 'true' || values.approve_handshakes === 1 || values.approve_handshakes === '1';
     if (values.host === 'localhost') values.host = '127.0.0.1';
     if (values.host === '::' || values.host === '0.0.0.0') this._wildcard = true;
 
     const cfg = [null];
-    let rc = f.config_new(cfg);
+    let rc = F.config_new(cfg);
     if (rc !== RESULT.OK) throw failure(rc, 'config');
     try {
       for (const [name, value] of Object.entries(values)) {
         rc = typeof value === 'number' && Number.isInteger(value) && value >= 0
-          ? f.config_set_int(cfg[0], name, value)
-          : f.config_set(cfg[0], name, String(value));
-        if (rc !== RESULT.OK) throw failure(rc, `option ${name}=${JSON.stringify(value)}`);
+          ? F.config_set_int(cfg[0], name, value)
+          : F.config_set(cfg[0], name, String(value));
+        if (rc !== RESULT.OK) {
+          const shown = name.startsWith('tls_') ? '(hidden)' : JSON.stringify(value);
+          throw failure(rc, `option ${name}=${shown}`);
+        }
       }
       const out = [null];
-      rc = f.server_start(cfg[0], out);
+      rc = F.server_start(cfg[0], out);
+      // A configuration the engine refuses at start (e.g. a bad TLS certificate) throws, like
+      // a bad option value.
+      if (rc === RESULT.INVALID_ARGUMENT) throw failure(rc, 'start');
       if (rc !== RESULT.OK) {
         // Like ws (an http.Server 'error'), a failed listen is reported as an 'error' event.
         const err = failure(rc, `listen on ${values.host || '127.0.0.1'}:${values.port}`);
@@ -389,19 +510,25 @@ class WebSocketServer extends EventEmitter {
       }
       this._handle = out[0];
     } finally {
-      f.config_free(cfg[0]);
+      F.config_free(cfg[0]);
     }
 
+    this._handleAddr = Number(koffi.address(this._handle));
     const port = [0];
-    f.server_port(this._handle, port);
+    F.server_port(this._handle, port);
     this._port = port[0];
     this._host = values.host || '127.0.0.1';
-    this._evBuf = koffi.alloc('wsembed_event', POLL_CAPACITY);
-    this._countBuf = koffi.alloc('size_t', 1);
-    this._evView = new DataView(koffi.view(this._evBuf, POLL_CAPACITY * EVENT_SIZE));
+    // The event array and the count live in koffi-allocated memory (fixed addresses, passed to
+    // wsembed_server_poll as numbers) and are read through one DataView each.
+    this._evMem = koffi.alloc('wsembed_event', POLL_CAPACITY);
+    this._evAddr = Number(koffi.address(this._evMem));
+    this._evView = new DataView(koffi.view(this._evMem, POLL_CAPACITY * EVENT_SIZE));
+    this._countMem = koffi.alloc('size_t', 1);
+    this._countAddr = Number(koffi.address(this._countMem));
+    this._countView = new DataView(koffi.view(this._countMem, 8));
     liveServers.add(this);
     installExitHook();
-    this._armPoll();
+    this._startPump();
     process.nextTick(() => { if (this._state === 'running') this.emit('listening'); });
   }
 
@@ -414,6 +541,24 @@ class WebSocketServer extends EventEmitter {
 
   /** The bound port (useful with port 0). */
   get port() { return this._port; }
+
+  /**
+   * The engine's counters since start: { openConnections, handshakesAccepted, handshakesRejected,
+   * messagesIn, messagesOut, bytesIn, bytesOut, droppedDeliveries, rateLimited, closesClean,
+   * closesProtocolError, closesTimeout, closesDropped, closesPolicy } (Numbers; BigInt past
+   * 2^53). After close: the last snapshot, taken when the server was released.
+   */
+  stats() {
+    if (!this._handle) return this._finalStats ? { ...this._finalStats } : null;
+    const mem = L.koffi.alloc('wsembed_stats', 1);
+    try {
+      const rc = F.server_stats(this._handle, mem);
+      if (rc !== RESULT.OK) throw failure(rc, 'stats');
+      return statsToObject(new DataView(L.koffi.view(mem, L.STATS_SIZE)));
+    } finally {
+      L.koffi.free(mem);
+    }
+  }
 
   /**
    * Stops the server: every client gets 1001 "going away", 'close' events follow for them, then the
@@ -429,9 +574,10 @@ class WebSocketServer extends EventEmitter {
     }
     if (this._state !== 'running') return;
     this._state = 'closing';
-    const { f } = lib();
     this._stopping = true;
-    f.server_stop.async(this._handle, this._stopTimeout, (err, rc) => {
+    // wsembed_server_stop waits for the closing handshakes (up to stopTimeoutMs) and joins the
+    // engine thread: it runs on the thread pool while this thread keeps pumping the CLOSE events.
+    F.server_stop.async(this._handle, this._stopTimeout, (err) => {
       this._stopDone = true;
       if (err) this._emitError(err);
       this._maybeFinish();
@@ -452,8 +598,7 @@ class WebSocketServer extends EventEmitter {
       if (sock instanceof WebSocket) except = sock._conn;
       else if (typeof sock === 'number' || typeof sock === 'bigint') except = sock;
     }
-    const { f } = lib();
-    const rc = f.server_broadcast(this._handle, kind, buf, buf.length, except);
+    const rc = F.server_broadcast(this._handle, kind, buf, buf.length, except);
     if (rc === RESULT.STOPPED) return false;
     if (rc !== RESULT.OK) throw failure(rc, 'broadcast');
     return true;
@@ -463,8 +608,7 @@ class WebSocketServer extends EventEmitter {
   publish(topic, data, options) {
     if (this._state !== 'running') return false;
     const { kind, buf } = encodeMessage(data, options);
-    const { f } = lib();
-    const rc = f.server_publish(this._handle, String(topic), kind, buf, buf.length);
+    const rc = F.server_publish(this._handle, String(topic), kind, buf, buf.length);
     if (rc === RESULT.STOPPED) return false;
     if (rc !== RESULT.OK) throw failure(rc, 'publish');
     return true;
@@ -486,20 +630,22 @@ class WebSocketServer extends EventEmitter {
 
   // ---- internals ----
 
+  // buf: a Buffer, or a string for text. The server is passed by address (a number): cheaper
+  // for koffi than the pointer object.
   _sendRaw(conn, kind, buf) {
-    if (!this._handle) return RESULT.STOPPED;
-    return lib().f.server_send(this._handle, conn, kind, buf, buf.length);
+    if (this._handleAddr === 0) return RESULT.STOPPED;
+    if (typeof buf === 'string') return F.server_send_str(this._handleAddr, conn, kind, buf, Buffer.byteLength(buf));
+    return F.server_send_addr(this._handleAddr, conn, kind, buf, buf.length);
   }
 
   _closeRaw(conn, code, reason) {
     if (!this._handle) return RESULT.STOPPED;
-    return lib().f.server_close(this._handle, conn, code, reason);
+    return F.server_close(this._handle, conn, code, reason);
   }
 
   _subscribeRaw(conn, topic, on) {
     if (!this._handle) return RESULT.STOPPED;
-    const { f } = lib();
-    return on ? f.server_subscribe(this._handle, conn, topic) : f.server_unsubscribe(this._handle, conn, topic);
+    return on ? F.server_subscribe(this._handle, conn, topic) : F.server_unsubscribe(this._handle, conn, topic);
   }
 
   _emitError(err) {
@@ -507,10 +653,77 @@ class WebSocketServer extends EventEmitter {
     else process.nextTick(() => { throw err; });
   }
 
+  _startPump() {
+    const fdOut = [0];
+    const rc = F.server_event_fd(this._handle, fdOut);
+    const fd = rc === RESULT.OK ? openEventFd(fdOut[0]) : null;
+    if (fd !== null) {
+      let watcher = null;
+      try {
+        watcher = new net.Socket({ fd, readable: true, writable: false });
+      } catch (_) {
+        try { fs.closeSync(fd); } catch (__) { /* ignore */ }
+      }
+      if (watcher) {
+        this._watcher = watcher;
+        // The bytes read are only a wake-up; the pump then empties the engine's queue.
+        watcher.on('data', () => this._pump());
+        watcher.on('error', (err) => {
+          if (this._state === 'closed') return;
+          this._emitError(err);
+        });
+        watcher.on('end', () => { /* the engine closed the pipe: only at free, after the watcher */ });
+        // Events queued before the watcher started reading (e.g. nothing yet) are signalled by
+        // the pipe itself: the engine makes it readable when the fd is first requested.
+        return;
+      }
+    }
+    // No way to watch the fd from libuv: poll from the thread pool instead (slower).
+    this._armPoll();
+  }
+
+  // Takes every waiting event: synchronous zero-timeout polls while batches come back full.
+  _pump() {
+    if (this._handle === null || this._stoppedSeen) return;
+    let thrown = null;
+    for (;;) {
+      const rc = F.server_poll(this._handleAddr, this._evAddr, POLL_CAPACITY, 0, this._countAddr);
+      // Events come with OK only; on STOPPED (a failure result) the count is left untouched.
+      const count = rc === RESULT.OK ? readWord(this._countView, 0) : 0;
+      if (count > 0) {
+        const t = this._dispatchBatch(count);
+        if (t !== null && thrown === null) thrown = t;
+      }
+      if (rc === RESULT.STOPPED) { this._stoppedSeen = true; break; }
+      if (rc !== RESULT.OK) { this._pollFailed(rc); break; }
+      // A short batch means the queue was empty at that moment, and the engine writes to the
+      // pipe when it next gets events. Its stop, though, only marks the pipe readable once, and
+      // that wake-up may have been read together with the last events: while stopping, poll on
+      // until STOPPED (or an empty poll, which means the stop has not closed the queue yet).
+      if (count < POLL_CAPACITY && (count === 0 || !this._stopping)) break;
+    }
+    if (this._stoppedSeen) {
+      try { this._maybeFinish(); } catch (e) { if (thrown === null) thrown = e; }
+    }
+    // A listener threw: report it like ws would (an uncaught exception), after the batch is done.
+    if (thrown !== null) process.nextTick(() => { throw thrown; });
+  }
+
+  _pollFailed(rc) {
+    // Unexpected (e.g. PANIC): report it and shut the server down.
+    this._stoppedSeen = true;
+    this._emitError(makeError(rc, 'poll'));
+    if (!this._stopping) {
+      this._state = 'closing';
+      this._stopping = true;
+      F.server_stop.async(this._handle, 0, () => { this._stopDone = true; this._maybeFinish(); });
+    }
+  }
+
+  // Fallback pump: a blocking poll on the libuv thread pool (koffi async call).
   _armPoll() {
-    const { f } = lib();
     this._polling = true;
-    f.server_poll.async(this._handle, this._evBuf, POLL_CAPACITY, POLL_TIMEOUT_MS, this._countBuf,
+    F.server_poll.async(this._handleAddr, this._evAddr, POLL_CAPACITY, POLL_TIMEOUT_MS, this._countAddr,
       (err, rc) => this._onPoll(err, rc));
   }
 
@@ -519,116 +732,216 @@ class WebSocketServer extends EventEmitter {
     if (err) {
       // koffi could not run the call: nothing sensible to retry.
       this._stoppedSeen = true;
+      this._stopDone = true;
       this._emitError(err);
-      this._abandon();
+      this._maybeFinish();
       return;
     }
-    let batch = null;
-    if (rc === RESULT.OK || rc === RESULT.STOPPED) {
-      const { koffi } = lib();
-      const count = Number(koffi.decode(this._countBuf, 'size_t'));
-      if (count > 0 && rc === RESULT.OK) batch = this._decode(count);
-    }
-    if (rc === RESULT.OK) {
-      this._armPoll();
-    } else if (rc === RESULT.STOPPED) {
-      this._stoppedSeen = true;
-    } else {
-      // Unexpected (e.g. PANIC): report it and shut the server down.
-      this._emitError(makeError(rc, 'poll'));
-      this._stoppedSeen = true;
-      if (!this._stopping) {
-        this._state = 'closing';
-        this._stopping = true;
-        lib().f.server_stop.async(this._handle, 0, () => { this._stopDone = true; this._maybeFinish(); });
-      }
-    }
     let thrown = null;
-    if (batch) {
-      for (const ev of batch) {
-        try { this._dispatch(ev); } catch (e) { if (thrown === null) thrown = e; }
-      }
-    }
+    // Events come with OK only; on STOPPED (a failure result) the count is left untouched.
+    const count = rc === RESULT.OK ? readWord(this._countView, 0) : 0;
+    if (count > 0) thrown = this._dispatchBatch(count);
+    if (rc === RESULT.OK) this._armPoll();
+    else if (rc === RESULT.STOPPED) this._stoppedSeen = true;
+    else this._pollFailed(rc);
     if (this._stoppedSeen) this._maybeFinish();
     if (thrown !== null) throw thrown;
   }
 
-  // Copies a batch out of the engine's memory (valid only until the next poll). Fixed fields are
-  // read straight from a view of the event array; pointers are followed only when needed.
-  _decode(count) {
-    const { koffi } = lib();
+  // Dispatches `count` events from the event array. Payloads are copied out of the engine's
+  // memory (valid only until the next poll): small ones into one shared Buffer per batch with
+  // memcpy by address, larger ones into their own. Returns the first exception a listener threw
+  // (the other events are still dispatched), or null.
+  _dispatchBatch(count) {
     const dv = this._evView;
-    const out = new Array(count);
-    for (let i = 0; i < count; i++) {
-      const off = i * EVENT_SIZE;
+    const copyTo = F.copy_to;
+    let slab = null; let slabAddr = 0; let slabOff = 0;
+    if (copyTo !== null) {
+      let total = 0;
+      for (let i = 0, off = 0; i < count; i++, off += EVENT_SIZE) {
+        const kind = dv.getUint32(off + OFF_KIND, true);
+        if (kind === EV_TEXT || kind === EV_BINARY || kind === EV_CLOSE) {
+          const len = readWord(dv, off + OFF_LEN);
+          if (len <= SHARED_PAYLOAD_MAX) total += len;
+        }
+      }
+      if (total > 0) {
+        slab = Buffer.allocUnsafe(total);
+        slabAddr = F.address_of(slab, 0, 0);
+      }
+    }
+    let thrown = null;
+    for (let i = 0, off = 0; i < count; i++, off += EVENT_SIZE) {
       const kind = dv.getUint32(off + OFF_KIND, true);
-      const lo = dv.getUint32(off + OFF_CONN, true);
       const hi = dv.getUint32(off + OFF_CONN + 4, true);
       // Like koffi: a Number while exact, else a BigInt.
-      const conn = hi < 0x200000 ? hi * 0x100000000 + lo : dv.getBigUint64(off + OFF_CONN, true);
-      const ev = { kind, conn, data: null, code: 0, clean: false, path: null, peer: null, protocol: null, headers: null };
+      const conn = hi < 0x200000 ? hi * 0x100000000 + dv.getUint32(off + OFF_CONN, true)
+        : dv.getBigUint64(off + OFF_CONN, true);
+      let data = null;
       if (kind === EV_TEXT || kind === EV_BINARY || kind === EV_CLOSE) {
-        const len = Number(dv.getBigUint64(off + OFF_LEN, true));
-        ev.data = len === 0 ? Buffer.alloc(0)
-          : Buffer.from(new Uint8Array(koffi.view(koffi.decode(this._evBuf, off + OFF_DATA, 'void *'), len)));
-        if (kind === EV_CLOSE) {
-          ev.code = dv.getUint16(off + OFF_CLOSE_CODE, true);
-          ev.clean = dv.getUint8(off + OFF_CLEAN) !== 0;
+        const len = readWord(dv, off + OFF_LEN);
+        if (len === 0) {
+          data = Buffer.alloc(0);
+        } else if (slab !== null && len <= SHARED_PAYLOAD_MAX) {
+          copyTo(slabAddr + slabOff, readWord(dv, off + OFF_DATA), len);
+          data = slab.subarray(slabOff, slabOff + len);
+          slabOff += len;
+        } else if (copyTo !== null) {
+          data = Buffer.allocUnsafe(len);
+          copyTo(F.address_of(data, 0, 0), readWord(dv, off + OFF_DATA), len);
+        } else {
+          const { koffi } = L;
+          data = Buffer.from(new Uint8Array(koffi.view(koffi.decode(this._evMem, off + OFF_DATA, 'void *'), len)));
         }
-      } else if (kind === EV_OPEN) {
-        const e = koffi.decode(this._evBuf, off, 'wsembed_event');
-        ev.path = e.path;
-        ev.peer = e.peer;
-        ev.protocol = e.protocol;
-        ev.headers = e.header_count > 0 ? koffi.decode(e.headers, 'wsembed_header', Number(e.header_count)) : [];
       }
-      out[i] = ev;
+      try {
+        switch (kind) {
+          case EV_TEXT: {
+            const s = this._sockets.get(conn);
+            if (s !== undefined && s._readyState !== CLOSED) s.emit('message', data, false);
+            break;
+          }
+          case EV_BINARY: {
+            const s = this._sockets.get(conn);
+            if (s !== undefined && s._readyState !== CLOSED) s.emit('message', s._convertBinary(data), true);
+            break;
+          }
+          case EV_CLOSE:
+            this._onClose(conn, dv.getUint16(off + OFF_CLOSE_CODE, true), data);
+            break;
+          case EV_DRAIN: {
+            const s = this._sockets.get(conn);
+            if (s !== undefined) { s._flush(); if (s._queue.length === 0) s.emit('drain'); }
+            break;
+          }
+          case EV_OPEN:
+            this._onOpen(conn, this._decodeRequestEvent(off));
+            break;
+          case EV_HANDSHAKE:
+            this._onHandshake(conn, this._decodeRequestEvent(off));
+            break;
+          default:
+            break;
+        }
+      } catch (e) {
+        if (thrown === null) thrown = e;
+      }
     }
-    return out;
+    return thrown;
   }
 
-  _dispatch(ev) {
-    switch (ev.kind) {
-      case EV_OPEN: return this._onOpen(ev);
-      case EV_TEXT: {
-        const s = this._sockets.get(ev.conn);
-        if (s && s._readyState !== CLOSED) s.emit('message', ev.data, false);
-        return undefined;
-      }
-      case EV_BINARY: {
-        const s = this._sockets.get(ev.conn);
-        if (s && s._readyState !== CLOSED) s.emit('message', s._convertBinary(ev.data), true);
-        return undefined;
-      }
-      case EV_CLOSE: return this._onClose(ev.conn, ev.code, ev.data);
-      case EV_DRAIN: {
-        const s = this._sockets.get(ev.conn);
-        if (s) { s._flush(); if (s._queue.length === 0) s.emit('drain'); }
-        return undefined;
-      }
-      default: return undefined;
-    }
+  // The strings of an OPEN or HANDSHAKE event (rare: decoded with koffi).
+  _decodeRequestEvent(off) {
+    const { koffi } = L;
+    const e = koffi.decode(this._evMem, off, 'wsembed_event');
+    const n = Number(e.header_count);
+    return {
+      path: e.path,
+      peer: e.peer,
+      protocol: e.protocol,
+      protocols: e.protocols,
+      headers: n > 0 ? koffi.decode(e.headers, 'wsembed_header', n) : [],
+    };
   }
 
-  _onOpen(ev) {
-    const socket = new WebSocket(kInternal);
-    socket._server = this;
-    socket._conn = ev.conn;
-    socket._readyState = OPEN;
-    socket.protocol = ev.protocol || '';
+  _makeRequest(ev) {
     const peer = splitPeer(ev.peer);
     const { headers, rawHeaders } = buildHeaders(ev.headers);
     const sock = { remoteAddress: peer.address, remotePort: peer.port, remoteFamily: peer.family,
-      localAddress: this._host, localPort: this._port };
-    const request = {
+      localAddress: this._host, localPort: this._port, encrypted: this._secure || undefined };
+    return {
       method: 'GET', url: ev.path, headers, rawHeaders, httpVersion: '1.1', httpVersionMajor: 1,
       httpVersionMinor: 1, socket: sock, connection: sock,
     };
-    socket._socket = sock;
-    socket.url = ev.path;
-    this._sockets.set(ev.conn, socket);
+  }
+
+  _onHandshake(conn, ev) {
+    const request = this._makeRequest(ev);
+    const offered = ev.protocols ? ev.protocols.split(',').map((p) => p.trim()).filter(Boolean) : [];
+    const hs = new Handshake(this, conn, request, new Set(offered));
+    this._requests.set(conn, request);
     if (!this.shouldHandle(request)) {
-      // ws answers 400 before the upgrade; the engine already upgraded, so close with 1008.
+      hs.reject(400, 'Bad Request');
+      return;
+    }
+    if (this._verifyClient) {
+      const info = { origin: request.headers.origin, secure: this._secure, req: request };
+      try {
+        if (this._verifyClient.length >= 2) {
+          this._verifyClient(info, (ok, code, message) => {
+            if (ok) this._acceptWithProtocols(hs);
+            else hs.reject(code || 401, message);
+          });
+        } else if (this._verifyClient(info)) {
+          this._acceptWithProtocols(hs);
+        } else {
+          hs.reject(401);
+        }
+      } catch (e) {
+        hs.reject(500); // no-op if already answered; the exception is then reported as uncaught
+        throw e;
+      }
+      return;
+    }
+    if (this.listenerCount('handshake') > 0) {
+      this.emit('handshake', hs, request);
+      return;
+    }
+    this._acceptWithProtocols(hs);
+  }
+
+  _acceptWithProtocols(hs) {
+    if (hs.answered) return;
+    let protocol;
+    if (this._handleProtocols && hs.protocols.size > 0) {
+      try {
+        protocol = this._handleProtocols(hs.protocols, hs.request);
+      } catch (e) {
+        hs.reject(500);
+        throw e;
+      }
+    }
+    hs.accept(typeof protocol === 'string' && protocol ? protocol : undefined);
+  }
+
+  // Answers a HANDSHAKE. False when it could not be delivered (already answered, timed out, or
+  // the server is closing).
+  _answer(conn, ok, protocol, status, body) {
+    if (!ok) this._requests.delete(conn);
+    if (this._handle === null || this._state !== 'running') { this._requests.delete(conn); return false; }
+    let rc;
+    if (ok) {
+      rc = F.server_accept(this._handle, conn, protocol === undefined || protocol === null ? null : String(protocol));
+    } else {
+      let text = body === undefined || body === null ? (http.STATUS_CODES[status] || '') : String(body);
+      if (Buffer.byteLength(text) > 1024) text = Buffer.from(text).subarray(0, 1024).toString('utf8').replace(/\uFFFD$/, '');
+      const code = Number.isInteger(status) && status >= 400 && status <= 599 ? status : 500;
+      rc = F.server_reject(this._handle, conn, code, text);
+    }
+    if (rc === RESULT.OK) return true;
+    this._requests.delete(conn);
+    if (rc === RESULT.NO_SUCH_CONNECTION || rc === RESULT.STOPPED) return false;
+    throw failure(rc, ok ? 'accept' : 'reject');
+  }
+
+  _onOpen(conn, ev) {
+    const socket = new WebSocket(kInternal);
+    socket._server = this;
+    socket._conn = conn;
+    socket._readyState = OPEN;
+    socket.protocol = ev.protocol || '';
+    let request = this._requests.get(conn);
+    if (request !== undefined) {
+      this._requests.delete(conn);
+    } else {
+      request = this._makeRequest(ev);
+    }
+    socket._socket = request.socket;
+    socket.url = ev.path;
+    this._sockets.set(conn, socket);
+    if (!this._approving && !this.shouldHandle(request)) {
+      // ws answers 400 before the upgrade; without handshake approval the engine already
+      // upgraded, so close with 1008.
       socket.close(1008, 'unexpected path');
       return;
     }
@@ -647,12 +960,6 @@ class WebSocketServer extends EventEmitter {
     s.emit('close', code, reason);
   }
 
-  // The event loop could not go on: forget every socket.
-  _abandon() {
-    this._stopDone = true;
-    this._maybeFinish();
-  }
-
   _maybeFinish() {
     if (this._state === 'closed') return;
     if (!this._stoppedSeen || !this._stopDone || this._polling) return;
@@ -662,16 +969,24 @@ class WebSocketServer extends EventEmitter {
     }
     this._state = 'closed';
     liveServers.delete(this);
-    const { f } = lib();
+    try { this._finalStats = this.stats(); } catch (_) { /* keep null */ }
+    if (this._watcher) {
+      // Closes only our own descriptor (see openEventFd); the server's is freed below.
+      this._watcher.destroy();
+      this._watcher = null;
+    }
     const handle = this._handle;
     this._handle = null;
-    f.server_free(handle);
-    const { koffi } = lib();
-    koffi.free(this._evBuf);
-    koffi.free(this._countBuf);
-    this._evBuf = null;
+    this._handleAddr = 0;
+    this._requests.clear();
+    F.server_free(handle);
+    const { koffi } = L;
+    koffi.free(this._evMem);
+    koffi.free(this._countMem);
+    this._evMem = null;
     this._evView = null;
-    this._countBuf = null;
+    this._countMem = null;
+    this._countView = null;
     process.nextTick(() => {
       this.emit('close');
       const cbs = this._closeCallbacks;
@@ -680,13 +995,6 @@ class WebSocketServer extends EventEmitter {
     });
     if (thrown !== null) throw thrown;
   }
-}
-
-function copyBytes(koffi, ptr, len) {
-  len = Number(len);
-  if (!ptr || len === 0) return Buffer.alloc(0);
-  // view() maps the engine's memory; Buffer.from(Uint8Array) copies it out.
-  return Buffer.from(new Uint8Array(koffi.view(ptr, len)));
 }
 
 /** The library version, e.g. "0.1.0". */
@@ -700,5 +1008,6 @@ WebSocket.Server = WebSocketServer;
 WebSocket.version = version;
 WebSocket.libraryPath = libraryPath;
 WebSocket.RESULT = RESULT;
+WebSocket.Handshake = Handshake;
 
 module.exports = WebSocket;

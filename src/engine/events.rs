@@ -110,6 +110,8 @@ impl EventQueue {
                 return Some(n);
             }
             if state.closed {
+                // Keep the fd readable for hosts that drain it themselves (libuv streams).
+                self.notify.set();
                 return None;
             }
             let wait = match deadline {

@@ -15,3 +15,13 @@ wss.on('connection', (socket, req) => {
 });
 wss.close((err) => {});
 const addr = wss.address();
+const hardened = new WebSocketServer({
+  port: 0, allowedOrigins: ['https://a.example'], maxMessagesPerSec: 100, rateLimitPolicy: 'drop',
+  maxConnectionsPerIp: 10, backpressure: 'close', backpressureCloseCode: 1013, tls: { certFile: 'c.pem', keyFile: 'k.pem' },
+  verifyClient: (info, cb) => cb(info.origin !== undefined && info.req.headers.cookie !== undefined, 401, 'no'),
+  handleProtocols: (protocols) => (protocols.has('chat') ? 'chat' : false),
+});
+const approving = new WebSocketServer({ port: 0, approveHandshakes: true, approvalTimeoutMs: 500 });
+approving.on('handshake', (hs, req) => { if (req.url === '/') hs.accept(); else hs.reject(403, 'go away'); });
+const st = hardened.stats();
+if (st !== null) { const n: number | bigint = st.messagesIn; console.log(n, st.closesPolicy); }
