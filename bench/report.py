@@ -18,6 +18,7 @@ import re
 import sys
 
 GAME_MODES = ("game", "game_server", "game_skip")
+TOTAL_LINE = re.compile(r"^total ticks (\d+) p50_us (\d+) p99_us (\d+) max_us (\d+) players (\d+)\s*$")
 TICK_LINE = re.compile(r"^ticks (\d+) p50_us (\d+) p99_us (\d+) max_us (\d+) players (\d+)\s*$")
 
 
@@ -115,6 +116,10 @@ def game_server(server_out, loadgen_out):
             lg = r
     full, last = [], None
     for line in open(server_out):
+        summary = TOTAL_LINE.match(line.strip())
+        if summary:  # the whole-run summary game_server prints at exit
+            out["exit_line"] = dict(zip(("ticks", "p50_us", "p99_us", "max_us", "players"), map(int, summary.groups())))
+            continue
         m = TICK_LINE.match(line.strip())
         if not m:
             continue
@@ -122,7 +127,8 @@ def game_server(server_out, loadgen_out):
         last = t
         if t["ticks"] == 300:
             full.append(t)
-    out["exit_line"] = last if (last is not None and last["ticks"] < 300) else None
+    if out.get("exit_line") is None:
+        out["exit_line"] = last if (last is not None and last["ticks"] < 300) else None
     if lg is None:
         out["error"] = "no loadgen game result: no tick window to select"
         print(json.dumps(out))
@@ -208,7 +214,7 @@ def game_table(path):
         if num(lg.get("loadgen_cpu_pct")) and lg["loadgen_cpu_pct"] > 90:
             notes.append(f"loadgen at {lg['loadgen_cpu_pct']:.0f}% CPU: delivery latency includes its queueing")
     if srv and srv.get("exit_line") is None and not skip:
-        notes.append("game_server printed no final `ticks` line at exit (killed, or stopped on a 300-tick boundary)")
+        notes.append("game_server printed no `total ticks` summary at exit (killed?)")
     if notes:
         out += ["", "Notes:"] + [f"- game: {n}" for n in dict.fromkeys(notes)]
     return out
