@@ -303,22 +303,7 @@ mod tests {
     const LIMITS: DecoderLimits = DecoderLimits { max_message_size: 1 << 20, max_frame_size: 1 << 20 };
 
     fn masked(first: u8, payload: &[u8]) -> Vec<u8> {
-        let mask = [0x37, 0xfa, 0x21, 0x3d];
-        let mut out = vec![first];
-        match payload.len() {
-            n if n < 126 => out.push(0x80 | n as u8),
-            n if n <= 0xffff => {
-                out.push(0x80 | 126);
-                out.extend_from_slice(&(n as u16).to_be_bytes());
-            }
-            n => {
-                out.push(0x80 | 127);
-                out.extend_from_slice(&(n as u64).to_be_bytes());
-            }
-        }
-        out.extend_from_slice(&mask);
-        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i & 3]));
-        out
+        crate::protocol::encoder::client_frame(first, payload, [0x37, 0xfa, 0x21, 0x3d])
     }
 
     fn decode_bytewise(bytes: &[u8]) -> Result<Vec<Incoming>, Violation> {

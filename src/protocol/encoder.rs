@@ -55,6 +55,26 @@ pub fn close_frame(code: Option<u16>, reason: &str) -> Bytes {
     }
 }
 
+/// A masked client-to-server frame whose first header byte (FIN, RSV bits, opcode) is taken
+/// as given, so that tests, fuzzers and tools can also build frames a server must refuse.
+pub fn client_frame(first: u8, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
+    let mut out = vec![first];
+    match payload.len() {
+        n if n < 126 => out.push(0x80 | n as u8),
+        n if n <= 0xffff => {
+            out.push(0x80 | 126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(0x80 | 127);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(&mask);
+    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i & 3]));
+    out
+}
+
 pub fn truncate_utf8(s: &str, max: usize) -> &str {
     if s.len() <= max {
         return s;
