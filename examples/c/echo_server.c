@@ -6,8 +6,10 @@
  *
  * Prints "listening on ws://127.0.0.1:PORT" once it accepts connections. Stops on SIGINT/SIGTERM.
  */
+#define _POSIX_C_SOURCE 200809L
 #include <signal.h>
 #include <stdio.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,6 +25,15 @@ static void on_signal(int sig) {
 static int fail(const char *what, wsembed_result rc) {
     fprintf(stderr, "echo_server: %s: %s (%s)\n", what, wsembed_result_text(rc), wsembed_last_error_message());
     return 1;
+}
+
+/* One descriptor per client: allow as many as the hard limit permits (the soft limit is often 1024). */
+static void raise_fd_limit(void) {
+    struct rlimit lim;
+    if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
+        lim.rlim_cur = lim.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &lim);
+    }
 }
 
 int main(int argc, char **argv) {
@@ -44,6 +55,7 @@ int main(int argc, char **argv) {
         }
     }
 
+    raise_fd_limit();
     wsembed_config *config = NULL;
     wsembed_result rc = wsembed_config_new(&config);
     if (rc != WSEMBED_OK) return fail("config", rc);

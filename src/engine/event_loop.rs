@@ -61,6 +61,8 @@ const FIRST_CONN: usize = 2;
 /// Shared read buffer size; also the most read from one socket before others get a turn.
 const READ_BUFFER: usize = 64 * 1024;
 const READ_BUDGET: usize = 4 * READ_BUFFER;
+/// Pause before accepting again after running out of descriptors.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
 struct Entry {
     generation: u32,
@@ -92,6 +94,8 @@ pub struct EventLoop {
     recipients: Vec<usize>,
     next_sweep: Option<Instant>,
     stopping: Option<Instant>,
+    /// `accept` failed for lack of resources; try again at the next sweep.
+    accept_retry: bool,
 }
 
 impl EventLoop {
@@ -131,6 +135,7 @@ impl EventLoop {
             recipients: Vec::new(),
             next_sweep: None,
             stopping: None,
+            accept_retry: false,
         }
     }
 
@@ -173,6 +178,9 @@ impl EventLoop {
             }
             if self.next_sweep.is_some_and(|t| now >= t) {
                 self.sweep(now);
+                if self.accept_retry {
+                    self.accept(now);
+                }
             }
             self.flush_dirty();
             if let Some(deadline) = self.stopping {
@@ -391,14 +399,20 @@ impl EventLoop {
     // ---- sockets ---------------------------------------------------------------------------
 
     fn accept(&mut self, now: Instant) {
+        self.accept_retry = false;
         loop {
             let Some(listener) = self.listener.as_ref() else { return };
             let (mut stream, peer) = match listener.accept() {
                 Ok(accepted) => accepted,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted || e.kind() == io::ErrorKind::ConnectionAborted => continue,
-                // Out of descriptors and the like: the kernel keeps the connection queued.
-                Err(_) => return,
+                // Out of descriptors and the like: the kernel keeps the connection queued, but
+                // an edge-triggered listener will not say so again; retry from the sweep.
+                Err(_) => {
+                    self.accept_retry = true;
+                    self.schedule(now + ACCEPT_RETRY);
+                    return;
+                }
             };
             if let Some(refusal) = self.admission(peer.ip(), now) {
                 bump(&self.shared.counters.handshakes_rejected, 1);
