@@ -75,6 +75,7 @@ impl Server {
     /// (`None`: until one arrives). Returns how many were added; `Err(Stopped)` once the server
     /// has stopped and every event has been taken.
     pub fn poll_into(&self, out: &mut Vec<Event>, max: usize, timeout: Option<Duration>) -> Result<usize, Error> {
+        self.handle.shared.before_poll();
         let polled = self.handle.shared.events.poll(out, max, timeout).ok_or(Error::Stopped);
         self.handle.shared.after_poll();
         polled

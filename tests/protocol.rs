@@ -5,6 +5,8 @@ use common::*;
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::CloseFrame;
 use tungstenite::Message;
+use std::time::{Duration, Instant};
+
 use wsembed::{Event, MessageKind};
 
 #[test]
@@ -157,4 +159,25 @@ fn frames_pipelined_right_after_the_handshake_are_not_lost() {
     assert!(raw.read_http_head().starts_with("HTTP/1.1 101"));
     let (_, data, _) = wait_message(&server);
     assert_eq!(data, b"early");
+}
+
+#[test]
+fn replies_to_messages_before_a_violation_precede_the_close() {
+    let server = start(|_| {});
+    let mut raw = Raw::connect(&server);
+    let conn = wait_open(&server);
+    let mut wire = masked_frame(0x81, b"valid first");
+    wire.extend(masked_frame(0xa1, b"rsv2 set")); // protocol error right behind it
+    raw.write(&wire);
+    let (from, data, _) = wait_message(&server);
+    assert_eq!((from, data.as_slice()), (conn, &b"valid first"[..]));
+    server.handle().send_text(conn, "reply").unwrap(); // still open for the host's reply
+    // The host's next poll tells the loop the message was handled; then the close follows.
+    let started = Instant::now();
+    let (code, _, clean) = wait_close(&server, conn);
+    assert_eq!((code, clean), (1002, false));
+    assert!(started.elapsed() < Duration::from_secs(2), "closed on the next poll, not at the deadline");
+    assert_eq!(raw.read_frame(), (0x81, b"reply".to_vec()), "the reply goes out first");
+    assert_eq!(raw.read_close_code(), Some(1002));
+    assert!(matches!(server.handle().send_text(conn, "late"), Err(wsembed::Error::NoSuchConnection)));
 }

@@ -24,6 +24,10 @@ pub enum Phase {
     Approval { request: Box<UpgradeRequest>, early: Vec<u8>, deadline: Instant },
     /// WebSocket open: messages flow both ways.
     Open,
+    /// The peer broke the protocol after messages the host has not finished handling: input
+    /// is ignored, sends still go out, and the close (`code`, `reason`) follows once the host
+    /// polled past event `after` (or at `deadline`), so replies precede the close frame.
+    Failing { code: u16, reason: &'static str, after: u64, deadline: Instant },
     /// The server sent a close frame and waits for the peer's; `code`/`reason` are reported.
     Closing { deadline: Instant, code: u16, reason: String },
     /// Nothing more to say: write what is queued, send FIN, discard input until the peer
@@ -52,6 +56,8 @@ pub struct Connection {
     pub dirty: bool,
     /// Present when per-connection rate limits are configured.
     pub rate: Option<Box<ConnRate>>,
+    /// Sequence number of the last message event reported for this connection.
+    pub last_message_seq: u64,
 }
 
 impl Connection {
@@ -70,11 +76,13 @@ impl Connection {
             write_shut: false,
             dirty: false,
             rate: None,
+            last_message_seq: 0,
         }
     }
 
+    /// Open for the host: sends, broadcasts and topics reach it.
     pub fn is_open(&self) -> bool {
-        matches!(self.phase, Phase::Open)
+        matches!(self.phase, Phase::Open | Phase::Failing { .. })
     }
 }
 

@@ -96,6 +96,10 @@ pub struct EventLoop {
     stopping: Option<Instant>,
     /// `accept` failed for lack of resources; try again at the next sweep.
     accept_retry: bool,
+    /// Events handed to the queue so far (sequence numbers for `Phase::Failing`).
+    pushed_total: u64,
+    /// Slots that may be in `Phase::Failing`.
+    failing: Vec<usize>,
 }
 
 impl EventLoop {
@@ -136,6 +140,8 @@ impl EventLoop {
             next_sweep: None,
             stopping: None,
             accept_retry: false,
+            pushed_total: 0,
+            failing: Vec::new(),
         }
     }
 
@@ -177,6 +183,7 @@ impl EventLoop {
                 self.on_readable(slot, true, now);
             }
             if self.next_sweep.is_some_and(|t| now >= t) {
+                self.settle_failures(now, false);
                 self.sweep(now);
                 if self.accept_retry {
                     self.accept(now);
@@ -186,13 +193,19 @@ impl EventLoop {
             if let Some(deadline) = self.stopping {
                 if self.live == 0 || now >= deadline {
                     self.abort_all();
-                    self.shared.events.push_batch(&mut self.events);
+                    self.publish_events();
                     break;
                 }
             }
-            self.shared.events.push_batch(&mut self.events);
+            self.publish_events();
         }
         self.shared.events.close();
+    }
+
+    /// Hands this iteration's events to the host in one batch.
+    fn publish_events(&mut self) {
+        self.pushed_total += self.events.len() as u64;
+        self.shared.events.push_batch(&mut self.events);
     }
 
     // ---- host commands -------------------------------------------------------------------
@@ -206,9 +219,11 @@ impl EventLoop {
         loop {
             match self.commands.try_recv() {
                 Ok(command) => self.execute(command, now),
-                Err(TryRecvError::Empty | TryRecvError::Disconnected) => return,
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
         }
+        // After the host's replies (just queued) come the closes they were waiting for.
+        self.settle_failures(now, false);
     }
 
     fn execute(&mut self, command: Command, now: Instant) {
@@ -344,6 +359,7 @@ impl EventLoop {
 
     fn begin_stop(&mut self, deadline: Instant, now: Instant) {
         self.stopping = Some(deadline);
+        self.settle_failures(now, true);
         if let Some(mut listener) = self.listener.take() {
             let _ = self.poll.registry().deregister(&mut listener);
         }
@@ -552,7 +568,7 @@ impl EventLoop {
                 }
             }
             Phase::Open | Phase::Closing { .. } => self.on_frames(slot, data, now),
-            Phase::Finishing { .. } => {}
+            Phase::Failing { .. } | Phase::Finishing { .. } => {}
         }
     }
 
@@ -645,7 +661,8 @@ impl EventLoop {
                         }
                     }
                     bump(&self.shared.counters.messages_in, 1);
-                    self.events.push(Event::Message { conn: id, data, is_text })
+                    self.events.push(Event::Message { conn: id, data, is_text });
+                    conn.last_message_seq = self.pushed_total + self.events.len() as u64;
                 }
                 Incoming::Message { .. } => {}
                 // A peer that pings but never reads must not grow our queue without bound;
@@ -676,11 +693,27 @@ impl EventLoop {
     }
 
     /// The peer broke the protocol: close with the prescribed code and stop listening to it.
+    /// Messages before the violation that the host has not finished with get their replies
+    /// out first: the connection waits in `Failing` until the host polls again (bounded).
     fn fail(&mut self, slot: usize, violation: Violation, now: Instant) {
+        let Some(conn) = self.entries[slot].conn.as_mut() else { return };
+        if matches!(conn.phase, Phase::Open) && conn.last_message_seq > self.shared.events.settled() {
+            let deadline = now + self.config.close_timeout;
+            let after = conn.last_message_seq;
+            conn.phase = Phase::Failing { code: violation.code, reason: violation.reason, after, deadline };
+            self.failing.push(slot);
+            self.shared.failing.store(self.failing.len(), Ordering::Release);
+            self.schedule(deadline);
+            return;
+        }
+        self.fail_now(slot, violation, now);
+    }
+
+    fn fail_now(&mut self, slot: usize, violation: Violation, now: Instant) {
         let Some(conn) = self.entries[slot].conn.as_mut() else { return };
         let id = conn.id;
         match std::mem::replace(&mut conn.phase, Phase::Open) {
-            Phase::Open => {
+            Phase::Open | Phase::Failing { .. } => {
                 self.leave_open(slot);
                 self.queue(slot, close_frame(Some(violation.code), violation.reason), false);
                 self.report_close(id, violation.code, violation.reason.to_owned(), false, CloseCause::Protocol);
@@ -689,6 +722,27 @@ impl EventLoop {
             other => conn.phase = other,
         }
         self.finish(slot, now);
+    }
+
+    /// Closes the `Failing` connections whose earlier messages the host has handled (all of
+    /// them when `force`, and any whose deadline passed).
+    fn settle_failures(&mut self, now: Instant, force: bool) {
+        if self.failing.is_empty() {
+            return;
+        }
+        let settled = self.shared.events.settled();
+        let mut failing = std::mem::take(&mut self.failing);
+        failing.retain(|&slot| {
+            let Some(conn) = self.entries[slot].conn.as_ref() else { return false };
+            let Phase::Failing { code, reason, after, deadline } = conn.phase else { return false };
+            if force || settled >= after || now >= deadline {
+                self.fail_now(slot, Violation { code, reason }, now);
+                return false;
+            }
+            true
+        });
+        self.failing = failing;
+        self.shared.failing.store(self.failing.len(), Ordering::Release);
     }
 
     /// Enters `Finishing`: flush, FIN, wait for the peer to hang up (bounded).
@@ -707,6 +761,7 @@ impl EventLoop {
         let report = match &conn.phase {
             Phase::Open => Some((1006, "connection lost".to_owned())),
             Phase::Closing { code, reason, .. } => Some((*code, reason.clone())),
+            Phase::Failing { code, reason, .. } => Some((*code, (*reason).to_owned())),
             _ => None,
         };
         if let Some((code, reason)) = report {
@@ -838,7 +893,8 @@ impl EventLoop {
                 Phase::Handshake { deadline, .. }
                 | Phase::Approval { deadline, .. }
                 | Phase::Finishing { deadline }
-                | Phase::Closing { deadline, .. } => Some(*deadline),
+                | Phase::Closing { deadline, .. }
+                | Phase::Failing { deadline, .. } => Some(*deadline),
                 Phase::Open if ping_interval.is_zero() => None,
                 Phase::Open => match conn.ping_sent {
                     Some(sent) if now >= sent + pong_timeout => {

@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -26,6 +26,10 @@ pub struct EventQueue {
     fd_in_use: AtomicBool,
     /// Payload bytes of the queued events (read without the lock by the loop).
     backlog: AtomicUsize,
+    /// Events handed to the host so far (under the lock).
+    handed_out: AtomicU64,
+    /// Events the host has finished with: everything handed out before its latest poll began.
+    settled: AtomicU64,
 }
 
 fn payload_len(event: &Event) -> usize {
@@ -43,6 +47,8 @@ impl EventQueue {
             notify: NotifyFd::new()?,
             fd_in_use: AtomicBool::new(false),
             backlog: AtomicUsize::new(0),
+            handed_out: AtomicU64::new(0),
+            settled: AtomicU64::new(0),
         })
     }
 
@@ -54,6 +60,16 @@ impl EventQueue {
             }
         }
         self.notify.fd()
+    }
+
+    /// A new poll is starting: the host is done with what the previous one returned.
+    pub fn settle(&self) {
+        self.settled.store(self.handed_out.load(Ordering::Acquire), Ordering::Release);
+    }
+
+    /// How many events (counted from the first ever pushed) the host has finished handling.
+    pub fn settled(&self) -> u64 {
+        self.settled.load(Ordering::Acquire)
     }
 
     /// Payload bytes waiting for the host.
@@ -104,6 +120,7 @@ impl EventQueue {
                 let start = out.len();
                 out.extend(state.events.drain(..n));
                 self.backlog.fetch_sub(out[start..].iter().map(payload_len).sum(), Ordering::AcqRel);
+                self.handed_out.fetch_add(n as u64, Ordering::AcqRel);
                 if state.events.is_empty() && !state.closed && self.fd_in_use() {
                     self.notify.clear();
                 }

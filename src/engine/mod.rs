@@ -9,7 +9,7 @@ pub mod rate;
 pub mod slots;
 pub mod transport;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -98,6 +98,8 @@ pub struct Shared {
     stop_requested: AtomicBool,
     /// The loop stopped reading because the host lags (see `max_pending_event_bytes`).
     pub reads_paused: AtomicBool,
+    /// Connections in `Phase::Failing`: each poll wakes the loop to settle them.
+    pub failing: AtomicUsize,
     pub max_pending_event_bytes: usize,
 }
 
@@ -115,6 +117,7 @@ impl Shared {
             wake_pending: AtomicBool::new(false),
             stop_requested: AtomicBool::new(false),
             reads_paused: AtomicBool::new(false),
+            failing: AtomicUsize::new(0),
             max_pending_event_bytes: config.max_pending_event_bytes,
         })
     }
@@ -130,6 +133,15 @@ impl Shared {
     }
 
     /// Called after the host took events: resumes reading once the backlog is half gone.
+    /// Called as the host starts a poll: what it took before is handled now, so connections
+    /// failing behind those events can be closed.
+    pub fn before_poll(&self) {
+        self.events.settle();
+        if self.failing.load(Ordering::Acquire) > 0 {
+            self.wake();
+        }
+    }
+
     pub fn after_poll(&self) {
         if self.reads_paused.load(Ordering::Acquire)
             && self.events.backlog() <= self.max_pending_event_bytes / 2
