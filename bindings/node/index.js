@@ -696,11 +696,10 @@ class WebSocketServer extends EventEmitter {
       }
       if (rc === RESULT.STOPPED) { this._stoppedSeen = true; break; }
       if (rc !== RESULT.OK) { this._pollFailed(rc); break; }
-      // A short batch means the queue was empty at that moment, and the engine writes to the
-      // pipe when it next gets events. Its stop, though, only marks the pipe readable once, and
-      // that wake-up may have been read together with the last events: while stopping, poll on
-      // until STOPPED (or an empty poll, which means the stop has not closed the queue yet).
-      if (count < POLL_CAPACITY && (count === 0 || !this._stopping)) break;
+      // Poll until a poll comes back empty: besides draining, the next poll tells the engine
+      // that the batch just dispatched has been handled (a connection that broke the protocol
+      // right after a message is closed only then, so the replies to that message go first).
+      if (count === 0) break;
     }
     if (this._stoppedSeen) {
       try { this._maybeFinish(); } catch (e) { if (thrown === null) thrown = e; }
