@@ -223,6 +223,7 @@ void wsembed_config_free(struct wsembed_config *config);
 // - `approval_timeout_ms`: unanswered handshakes get 503 after this (10000)
 // - `tls_cert_file`, `tls_key_file`: PEM files for wss:// (read when set; TLS 1.2/1.3 only)
 // - `tls_cert_pem`, `tls_key_pem`: the same as PEM text
+//
 // Unknown names and bad values give `WSEMBED_ERR_INVALID_ARGUMENT`; a certificate/key pair
 // that does not load fails `wsembed_server_start` with it.
 wsembed_result wsembed_config_set(struct wsembed_config *config,

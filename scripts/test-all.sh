@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the project, in order, and stops at the first failure:
-#   rust          cargo build --release, cargo test --release (unit, integration, header freshness)
+#   rust          cargo build --release, cargo test --release (unit, integration, header freshness),
+#                 cargo clippy --all-targets -D warnings
 #   c-examples    make -C examples/c
 #   c-tests       make -C tests/c run
 #   c-asan        make -C tests/c asan
@@ -66,9 +67,10 @@ skip() {
 limit() { local secs=$1; shift; timeout --kill-after=15 "$secs" "$@"; }
 
 # ---- 1. Rust ---------------------------------------------------------------------------------------
-begin rust "cargo build --release && cargo test --release"
+begin rust "cargo build --release && cargo test --release && cargo clippy"
 cargo build --release
 limit "${CARGO_TEST_TIMEOUT:-1500}" cargo test --release
+cargo clippy --release --all-targets -- -D warnings
 ok
 
 # ---- 2. C: examples and the C API tests -------------------------------------------------------------

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use crossbeam_channel::{Receiver, TryRecvError};
+use crossbeam_channel::Receiver;
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 
@@ -216,11 +216,8 @@ impl EventLoop {
             // The host caught up (Shared::after_poll): read what was left waiting.
             self.read_again.append(&mut self.paused);
         }
-        loop {
-            match self.commands.try_recv() {
-                Ok(command) => self.execute(command, now),
-                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
-            }
+        while let Ok(command) = self.commands.try_recv() {
+            self.execute(command, now);
         }
         // After the host's replies (just queued) come the closes they were waiting for.
         self.settle_failures(now, false);
@@ -495,8 +492,7 @@ impl EventLoop {
         }
         let mut budget = READ_BUDGET;
         let mut buf = std::mem::take(&mut self.read_buf);
-        loop {
-            let Some(conn) = self.entries.get_mut(slot).and_then(|e| e.conn.as_mut()) else { break };
+        while let Some(conn) = self.entries.get_mut(slot).and_then(|e| e.conn.as_mut()) {
             match conn.transport.read(&mut buf) {
                 Ok(0) => {
                     self.on_disconnect(slot);
