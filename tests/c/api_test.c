@@ -876,6 +876,67 @@ out:
     stop_server(s);
 }
 
+/* A blocking ws_connect on its own thread, while the test thread answers the handshake. */
+struct connector {
+    uint16_t port;
+    const char *headers;
+    ws_client c;
+    int rc;
+    char response[1024];
+};
+
+static void *connect_thread(void *arg) {
+    struct connector *k = arg;
+    k->rc = ws_connect(&k->c, k->port, "/lobby?t=1", k->headers, k->response, sizeof k->response);
+    return NULL;
+}
+
+static void test_handshake_approval(void) {
+    const char *opts[] = {"approve_handshakes", "1", NULL};
+    uint16_t port = 0;
+    wsembed_server *s = start_server(opts, &port);
+    struct connector a = {.port = port, .headers = "Cookie: session=42\r\nSec-WebSocket-Protocol: chat, json\r\n", .c = {.fd = -1}};
+    struct connector b = {.port = port, .headers = NULL, .c = {.fd = -1}};
+    ev_copy e = {0}, opened = {0};
+    pthread_t t;
+    REQUIRE(s != NULL);
+    REQUIRE(pthread_create(&t, NULL, connect_thread, &a) == 0);
+    if (CHECK(wait_event(s, WSEMBED_EVENT_HANDSHAKE, 0, T, &e) == 0)) {
+        CHECK(e.path && strcmp(e.path, "/lobby?t=1") == 0);
+        CHECK(ev_header(&e, "cookie") && strcmp(ev_header(&e, "cookie"), "session=42") == 0);
+        /* Not open yet: sends fail; the answer picks one offered subprotocol. */
+        CHECK_RC(wsembed_server_send(s, e.conn, WSEMBED_TEXT, (const uint8_t *)"x", 1), WSEMBED_ERR_NO_SUCH_CONNECTION);
+        CHECK_RC(wsembed_server_accept(s, e.conn, "json"), WSEMBED_OK);
+        CHECK_RC(wsembed_server_accept(s, e.conn, NULL), WSEMBED_ERR_NO_SUCH_CONNECTION);
+    }
+    pthread_join(t, NULL);
+    CHECK(a.rc == 0);
+    CHECK(strstr(a.response, "Sec-WebSocket-Protocol: json\r\n") != NULL);
+    if (CHECK(wait_event(s, WSEMBED_EVENT_OPEN, e.conn, T, &opened) == 0)) {
+        CHECK(opened.protocol && strcmp(opened.protocol, "json") == 0);
+        CHECK_RC(wsembed_server_send(s, e.conn, WSEMBED_TEXT, (const uint8_t *)"hi", 2), WSEMBED_OK);
+        CHECK(expect_message(&a.c, WS_TEXT, "hi", 2, T));
+    }
+    ev_copy_free(&e);
+    REQUIRE(pthread_create(&t, NULL, connect_thread, &b) == 0);
+    if (CHECK(wait_event(s, WSEMBED_EVENT_HANDSHAKE, 0, T, &e) == 0)) {
+        CHECK_RC(wsembed_server_reject(s, e.conn, 401, "bad token"), WSEMBED_OK);
+    }
+    pthread_join(t, NULL);
+    CHECK(b.rc != 0);
+    CHECK(strncmp(b.response, "HTTP/1.1 401", 12) == 0);
+    wsembed_stats stats;
+    if (CHECK_RC(wsembed_server_stats(s, &stats), WSEMBED_OK)) {
+        CHECK(stats.handshakes_accepted == 1 && stats.handshakes_rejected == 1 && stats.open_connections == 1);
+    }
+out:
+    ev_copy_free(&e);
+    ev_copy_free(&opened);
+    ws_close(&a.c);
+    ws_close(&b.c);
+    stop_server(s);
+}
+
 static void test_static_dir(void) {
     char dir[] = "/tmp/wsembed-static-XXXXXX";
     char file[sizeof dir + 32];
@@ -940,6 +1001,7 @@ int main(int argc, char **argv) {
         {"concurrent_sends_from_8_threads", test_concurrent_sends_from_8_threads},
         {"poll_from_another_thread", test_poll_from_another_thread},
         {"static_dir", test_static_dir},
+        {"handshake_approval", test_handshake_approval},
     };
     return run_tests("api_test", tests, sizeof tests / sizeof tests[0], argc, argv);
 }

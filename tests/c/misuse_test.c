@@ -91,6 +91,21 @@ static void test_null_arguments_server(void) {
 
     CHECK_RC(wsembed_server_stop(NULL, 0), WSEMBED_ERR_NULL_ARGUMENT);
 
+    /* Handshake approval and counters. */
+    CHECK_RC(wsembed_server_accept(NULL, id, NULL), WSEMBED_ERR_NULL_ARGUMENT);
+    CHECK_RC(wsembed_server_reject(NULL, id, 403, NULL), WSEMBED_ERR_NULL_ARGUMENT);
+    /* An open connection is not awaiting approval; a bad status is refused first. */
+    CHECK_RC(wsembed_server_accept(s, id, NULL), WSEMBED_ERR_NO_SUCH_CONNECTION);
+    CHECK_RC(wsembed_server_reject(s, id, 403, "no"), WSEMBED_ERR_NO_SUCH_CONNECTION);
+    CHECK_RC(wsembed_server_reject(s, id, 200, "no"), WSEMBED_ERR_INVALID_ARGUMENT);
+    wsembed_stats stats;
+    memset(&stats, 0xab, sizeof stats);
+    CHECK_RC(wsembed_server_stats(NULL, &stats), WSEMBED_ERR_NULL_ARGUMENT);
+    CHECK(stats.open_connections == 0xababababababababull);
+    CHECK_RC(wsembed_server_stats(s, NULL), WSEMBED_ERR_NULL_ARGUMENT);
+    CHECK_RC(wsembed_server_stats(s, &stats), WSEMBED_OK);
+    CHECK(stats.open_connections == 1 && stats.handshakes_accepted == 1);
+
     /* None of that disturbed the connection: no message was sent, it still works. */
     CHECK_RC(wsembed_server_send(s, id, WSEMBED_TEXT, DATA, 4), WSEMBED_OK);
     CHECK(expect_message(&c, WS_TEXT, DATA, 4, T));
