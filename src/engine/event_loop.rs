@@ -244,14 +244,14 @@ impl EventLoop {
                 recipients.extend(self.entries.iter().enumerate().filter_map(|(slot, e)| {
                     e.conn.as_ref().filter(|c| c.is_open() && c.id != except).map(|_| slot)
                 }));
-                self.deliver_all(&mut recipients, &frame, now);
+                self.deliver_all(recipients, &frame, now);
             }
             Command::Publish { topic, frame } => {
                 let mut recipients = std::mem::take(&mut self.recipients);
                 if let Some(members) = self.topics.get(&topic) {
                     recipients.extend(members.iter().map(|&id| slot_of(id)));
                 }
-                self.deliver_all(&mut recipients, &frame, now);
+                self.deliver_all(recipients, &frame, now);
             }
             Command::Subscribe { conn, topic } => {
                 if let Some(c) = self.open_conn_mut(conn) {
@@ -309,12 +309,13 @@ impl EventLoop {
     }
 
     /// Queues one shared frame for many recipients (the frame is never copied).
-    fn deliver_all(&mut self, recipients: &mut Vec<usize>, frame: &Bytes, now: Instant) {
-        for &slot in recipients.iter() {
+    /// `recipients` is the loop's reusable scratch vector; it is cleared and put back.
+    fn deliver_all(&mut self, mut recipients: Vec<usize>, frame: &Bytes, now: Instant) {
+        for &slot in &recipients {
             self.deliver(slot, frame, now);
         }
         recipients.clear();
-        self.recipients = std::mem::take(recipients);
+        self.recipients = recipients;
     }
 
     /// Queues a shared frame for one recipient of a broadcast/publish, applying backpressure.
@@ -457,7 +458,10 @@ impl EventLoop {
             }
             self.entries[slot].conn = Some(conn);
             self.live += 1;
-            self.ips.entry(peer.ip()).or_insert_with(|| IpState { connections: 0, handshakes: TokenBucket::full(0.0, now) }).connections += 1;
+            // `admission` created the address's entry.
+            if let Some(ip) = self.ips.get_mut(&peer.ip()) {
+                ip.connections += 1;
+            }
             self.schedule(deadline);
         }
     }
