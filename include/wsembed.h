@@ -10,6 +10,8 @@
  * - Strings passed in are NUL-terminated UTF-8 and copied before the call returns; byte
  *   buffers are (pointer, length) pairs, also copied.
  * - Pointers handed out inside events live until the next wsembed_server_poll on that server.
+ * - SIGPIPE needs no handling: every socket write passes MSG_NOSIGNAL, so a peer that hangs up
+ *   mid-write is an ordinary disconnect, whatever the process's SIGPIPE disposition.
  */
 
 #ifndef WSEMBED_H

@@ -416,7 +416,7 @@ impl EventLoop {
         self.accept_retry = false;
         loop {
             let Some(listener) = self.listener.as_ref() else { return };
-            let (mut stream, peer) = match listener.accept() {
+            let (stream, peer) = match listener.accept() {
                 Ok(accepted) => accepted,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted || e.kind() == io::ErrorKind::ConnectionAborted => continue,
@@ -430,7 +430,7 @@ impl EventLoop {
             };
             if let Some(refusal) = self.admission(peer.ip(), now) {
                 bump(&self.shared.counters.handshakes_rejected, 1);
-                let _ = stream.write(&[refusal.head, refusal.body].concat());
+                let _ = super::transport::NoSigPipe(&stream).write(&[refusal.head, refusal.body].concat());
                 continue;
             }
             let _ = stream.set_nodelay(true);

@@ -3,9 +3,44 @@
 
 use std::io::{self, IoSlice, Read, Write};
 use std::net::Shutdown;
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 
 use mio::net::TcpStream;
+
+/// Writes to a TCP socket with `sendmsg(MSG_NOSIGNAL)`: a peer that hangs up while we write
+/// gives `EPIPE`, never `SIGPIPE`, so hosts keep the default disposition without dying.
+/// (`writev`, which `TcpStream::write_vectored` uses, and rustls's `write_tls` would raise it.)
+pub struct NoSigPipe<'a>(pub &'a TcpStream);
+
+impl Write for NoSigPipe<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_vectored(&[IoSlice::new(buf)])
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        // SAFETY: an all-zero msghdr is valid (no name, no control data).
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        // IoSlice is ABI-compatible with iovec on Unix (guaranteed by std).
+        msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
+        msg.msg_iovlen = bufs.len().min(libc::UIO_MAXIOV as usize) as _;
+        loop {
+            // SAFETY: fd is a live socket; msg points at `bufs`, valid for the call.
+            let n = unsafe { libc::sendmsg(self.0.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) };
+            if n >= 0 {
+                return Ok(n as usize);
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
 
 /// Plaintext rustls may hold per connection before `write` reports would-block; keeps the
 /// send-queue accounting (`buffered_amount`) close to the truth.
@@ -51,7 +86,7 @@ impl Transport {
     /// Takes plaintext for sending; never returns `Ok(0)` for non-empty input (would-block instead).
     pub fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         match self {
-            Transport::Plain(tcp) => tcp.write_vectored(bufs),
+            Transport::Plain(tcp) => NoSigPipe(tcp).write_vectored(bufs),
             Transport::Tls(s) => {
                 s.push_records()?;
                 let n = s.tls.writer().write_vectored(bufs)?;
@@ -120,7 +155,7 @@ impl TlsStream {
 
     fn push_records(&mut self) -> io::Result<()> {
         while self.tls.wants_write() {
-            self.tls.write_tls(&mut self.tcp)?;
+            self.tls.write_tls(&mut NoSigPipe(&self.tcp))?;
         }
         Ok(())
     }
