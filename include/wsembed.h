@@ -73,6 +73,11 @@ enum wsembed_event_kind
   // `headers` and `protocols` are set. Answer with `wsembed_server_accept` or
   // `wsembed_server_reject`; OPEN follows an accept.
   WSEMBED_EVENT_HANDSHAKE = 6,
+  // The peer sent a ping (already answered); payload in `data`/`len`. Only with option
+  // `ping_events`.
+  WSEMBED_EVENT_PING = 7,
+  // The peer sent a pong; payload in `data`/`len`. Only with option `ping_events`.
+  WSEMBED_EVENT_PONG = 8,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -135,8 +140,13 @@ typedef struct wsembed_event {
   // OPEN/HANDSHAKE: request headers in the order received (Cookie, Authorization, Origin...).
   const struct wsembed_header *headers;
   size_t header_count;
-  // HANDSHAKE: the subprotocols the client offered, comma-separated, or NULL for none.
-  const char *protocols;
+  // HANDSHAKE: the subprotocols the client offered, in its order (`protocol_count`
+  // NUL-terminated strings; NULL when none).
+  const char *const *protocols;
+  size_t protocol_count;
+  // What the host attached with `wsembed_server_set_user_data` (NULL if nothing), in every
+  // event of the connection after the call, its CLOSE included.
+  void *user_data;
 } wsembed_event;
 
 // A snapshot of a server's counters (all since start). In C: `wsembed_stats`.
@@ -168,6 +178,14 @@ typedef struct wsembed_stats {
   uint64_t closes_dropped;
   // Closes for policy: rate limit or send buffer full (1008/1013), clean or not.
   uint64_t closes_policy;
+  // Host calls refused with WOULD_BLOCK because the commands waiting for the loop were
+  // over `max_queued_command_bytes` (a host outrunning the loop).
+  uint64_t dropped_commands;
+  // Gauge: what every connection's send queue costs now (payload plus bookkeeping),
+  // compared against `max_total_buffered_bytes`.
+  uint64_t queued_bytes;
+  // Gauge: what the host commands waiting for the loop cost now.
+  uint64_t queued_command_bytes;
 } wsembed_stats;
 
 #ifdef __cplusplus
@@ -326,6 +344,27 @@ wsembed_result wsembed_server_reject(const struct wsembed_server *server,
                                      uint64_t conn,
                                      uint16_t status,
                                      const char *body);
+
+// Drops `conn`'s TCP connection at once, without a close handshake (as Node's
+// `socket.terminate()`); a CLOSE event with 1006 follows. Works in any phase, after
+// `wsembed_server_close` too. NO_SUCH_CONNECTION once the connection is gone.
+wsembed_result wsembed_server_terminate(const struct wsembed_server *server, uint64_t conn);
+
+// Sends a ping carrying `data` (at most 125 bytes, copied; NULL when `len` is 0) to `conn`.
+// With option `ping_events` the answer arrives as a PONG event (RTT measurement).
+wsembed_result wsembed_server_ping(const struct wsembed_server *server,
+                                   uint64_t conn,
+                                   const uint8_t *data,
+                                   size_t len);
+
+// Attaches `user_data` (any pointer; wsembed never dereferences or frees it) to `conn`,
+// in any phase (HANDSHAKE included). Every later event of `conn`, its CLOSE included,
+// carries it in `wsembed_event.user_data`; the association ends with the poll after the
+// one that returned the CLOSE, so free what it points to after handling CLOSE. Setting
+// again replaces it. NO_SUCH_CONNECTION once the connection is gone.
+wsembed_result wsembed_server_set_user_data(const struct wsembed_server *server,
+                                            uint64_t conn,
+                                            void *user_data);
 
 // Writes a snapshot of the server's counters to `*stats`.
 wsembed_result wsembed_server_stats(const struct wsembed_server *server,

@@ -40,6 +40,10 @@ pub enum Event {
     /// The connection's send queue fell below half of `max_buffered_bytes` after a send was
     /// refused with `WouldBlock`.
     Drain { conn: ConnId },
+    /// The peer sent a ping (already answered with a pong); only with `ping_events`.
+    Ping { conn: ConnId, data: Vec<u8> },
+    /// The peer sent a pong (an answer to our ping, or unsolicited); only with `ping_events`.
+    Pong { conn: ConnId, data: Vec<u8> },
 }
 
 impl Event {
@@ -49,7 +53,9 @@ impl Event {
             | Event::Open { conn, .. }
             | Event::Message { conn, .. }
             | Event::Close { conn, .. }
-            | Event::Drain { conn } => *conn,
+            | Event::Drain { conn }
+            | Event::Ping { conn, .. }
+            | Event::Pong { conn, .. } => *conn,
         }
     }
 }

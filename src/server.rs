@@ -22,6 +22,8 @@ pub struct Server {
     handle: ServerHandle,
     local_addr: SocketAddr,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// Connections whose `Close` the previous poll returned: their user data goes at the next.
+    closed_last_poll: Mutex<Vec<ConnId>>,
 }
 
 /// Listen backlog: large enough that a burst of thousands of connects is not refused.
@@ -55,10 +57,15 @@ impl Server {
         let (tx, rx) = crossbeam_channel::unbounded();
         let shared = Arc::new(Shared::new(&config, tx, waker)?);
         let event_loop = EventLoop::new(poll, listener, shared.clone(), rx, config, static_root, tls);
-        let thread = std::thread::Builder::new()
-            .name(format!("wsembed:{}", local_addr.port()))
-            .spawn(move || event_loop.run())?;
-        Ok(Server { handle: ServerHandle { shared }, local_addr, thread: Mutex::new(Some(thread)) })
+        let loop_shared = shared.clone();
+        let thread = std::thread::Builder::new().name(format!("wsembed:{}", local_addr.port())).spawn(move || {
+            // A bug in the loop must not hang the host: every later call fails with
+            // `Error::Panic`, and a blocked poll returns.
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| event_loop.run())).is_err() {
+                loop_shared.mark_panicked();
+            }
+        })?;
+        Ok(Server { handle: ServerHandle { shared }, local_addr, thread: Mutex::new(Some(thread)), closed_last_poll: Mutex::default() })
     }
 
     /// The bound address (with the real port when 0 was asked).
@@ -74,11 +81,37 @@ impl Server {
     /// Moves up to `max` waiting events into `out`, waiting up to `timeout` for the first
     /// (`None`: until one arrives). Returns how many were added; `Err(Stopped)` once the server
     /// has stopped and every event has been taken.
+    ///
+    /// The next poll acknowledges this batch: messages before a protocol violation get the
+    /// replies the host sends while handling them before the close frame goes out.
     pub fn poll_into(&self, out: &mut Vec<Event>, max: usize, timeout: Option<Duration>) -> Result<usize, Error> {
-        self.handle.shared.before_poll();
-        let polled = self.handle.shared.events.poll(out, max, timeout).ok_or(Error::Stopped);
-        self.handle.shared.after_poll();
-        polled
+        let shared = &self.handle.shared;
+        let mut closed = self.closed_last_poll.lock().unwrap_or_else(|e| e.into_inner());
+        shared.user_data.forget(&mut closed);
+        shared.before_poll();
+        let start = out.len();
+        let polled = shared.events.poll(out, max, timeout);
+        shared.after_poll();
+        if shared.has_panicked() {
+            return Err(shared.check_running().unwrap_err());
+        }
+        let n = polled.ok_or(Error::Stopped)?;
+        if !shared.user_data.is_empty() {
+            closed.extend(out[start..].iter().filter_map(|e| matches!(e, Event::Close { .. }).then(|| e.conn())));
+        }
+        Ok(n)
+    }
+
+    /// The value given to [`ServerHandle::set_user_data`] for `conn`, until the poll after the
+    /// one that returned its `Close`.
+    pub fn user_data(&self, conn: ConnId) -> Option<usize> {
+        self.handle.shared.user_data.get(conn)
+    }
+
+    /// Test-only fault hook: makes the loop thread panic, as a bug in it would.
+    #[doc(hidden)]
+    pub fn inject_loop_panic(&self) {
+        let _ = self.handle.shared.submit(Command::Panic);
     }
 
     /// Convenience form of [`Server::poll_into`] returning up to 1024 events.
@@ -99,7 +132,11 @@ impl Server {
     pub fn stop(&self, timeout: Duration) -> Result<(), Error> {
         let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take().ok_or(Error::Stopped)?;
         self.handle.shared.request_stop(Instant::now() + timeout);
-        thread.join().map_err(|_| Error::Panic("event loop thread panicked".to_owned()))
+        let _ = thread.join();
+        if self.handle.shared.has_panicked() {
+            return Err(self.handle.shared.check_running().unwrap_err());
+        }
+        Ok(())
     }
 
     pub fn is_stopped(&self) -> bool {
@@ -140,16 +177,44 @@ impl ServerHandle {
 
     fn send_frame(&self, conn: ConnId, frame: bytes::Bytes) -> Result<(), Error> {
         let slot = self.open_slot(conn)?;
-        let len = frame.len();
-        let before = slot.buffered.fetch_add(len, Ordering::AcqRel);
-        if self.shared.backpressure == BackpressurePolicy::Block && before > 0 && before + len > self.shared.max_buffered {
-            slot.buffered.fetch_sub(len, Ordering::AcqRel);
+        let cost = crate::engine::frame_cost(&frame);
+        let before = slot.in_flight.fetch_add(cost, Ordering::AcqRel) + slot.queued.load(Ordering::Acquire);
+        let full = (before > 0 && before + cost > self.shared.max_buffered) || self.shared.total_over_limit();
+        if self.shared.backpressure == BackpressurePolicy::Block && full {
+            slot.in_flight.fetch_sub(cost, Ordering::AcqRel);
             slot.blocked.store(true, Ordering::Release);
             return Err(Error::WouldBlock);
         }
         self.shared.submit(Command::Send { conn, frame }).inspect_err(|_| {
-            slot.buffered.fetch_sub(len, Ordering::AcqRel);
+            slot.in_flight.fetch_sub(cost, Ordering::AcqRel);
         })
+    }
+
+    /// Sends a ping with `payload` (at most 125 bytes) to `conn`; the pong comes back as
+    /// `Event::Pong` when `ping_events` is on.
+    pub fn ping(&self, conn: ConnId, payload: &[u8]) -> Result<(), Error> {
+        if payload.len() > 125 {
+            return Err(Error::InvalidArgument(format!("ping payload is {} bytes, at most 125 fit", payload.len())));
+        }
+        self.send_frame(conn, crate::protocol::encoder::ping_frame(payload))
+    }
+
+    /// Drops `conn`'s TCP connection at once, without a close handshake: `Close` with 1006
+    /// follows (as Node's `socket.terminate()`). Works in any phase, closing included.
+    pub fn terminate(&self, conn: ConnId) -> Result<(), Error> {
+        self.shared.check_running()?;
+        self.shared.table.live(conn).ok_or(Error::NoSuchConnection)?;
+        let _ = self.shared.table.open(conn).map(|s| s.id.compare_exchange(conn, 0, Ordering::AcqRel, Ordering::Acquire));
+        self.shared.submit(Command::Terminate { conn })
+    }
+
+    /// Attaches a value to `conn` (a pointer, an index): `Server::user_data` and the C event's
+    /// `user_data` return it from now on, until the poll after its `Close`. Any phase.
+    pub fn set_user_data(&self, conn: ConnId, value: usize) -> Result<(), Error> {
+        self.shared.check_running()?;
+        self.shared.table.live(conn).ok_or(Error::NoSuchConnection)?;
+        self.shared.user_data.set(conn, value);
+        Ok(())
     }
 
     /// Sends to every open connection except `except` (if given). The frame is encoded once
@@ -217,13 +282,15 @@ impl ServerHandle {
 
     /// The server's counters right now.
     pub fn stats(&self) -> crate::Stats {
-        self.shared.counters.snapshot()
+        self.shared.stats()
     }
 
     /// Bytes queued for `conn` and not yet written to its socket.
+    /// What is queued for `conn` and not yet written, as the limits count it (payload plus
+    /// 64 bytes per queued entry).
     pub fn buffered_amount(&self, conn: ConnId) -> Result<usize, Error> {
         let slot = self.open_slot(conn)?;
-        Ok(slot.buffered.load(Ordering::Acquire))
+        Ok(slot.queued.load(Ordering::Acquire) + slot.in_flight.load(Ordering::Acquire))
     }
 
     pub fn is_stopping(&self) -> bool {
@@ -234,16 +301,12 @@ impl ServerHandle {
 impl ServerHandle {
     /// The slot of an open connection; `Stopped` takes precedence over a closed id.
     fn open_slot(&self, conn: ConnId) -> Result<&crate::engine::slots::SlotShared, Error> {
-        if self.shared.is_stopping() {
-            return Err(Error::Stopped);
-        }
+        self.shared.check_running()?;
         self.shared.table.open(conn).ok_or(Error::NoSuchConnection)
     }
 
     fn pending_slot(&self, conn: ConnId) -> Result<&crate::engine::slots::SlotShared, Error> {
-        if self.shared.is_stopping() {
-            return Err(Error::Stopped);
-        }
+        self.shared.check_running()?;
         self.shared.table.pending(conn).ok_or(Error::NoSuchConnection)
     }
 }

@@ -32,4 +32,12 @@ pub struct Stats {
     pub closes_dropped: u64,
     /// Closes for policy: rate limit or send buffer full (1008/1013), clean or not.
     pub closes_policy: u64,
+    /// Host calls refused with WOULD_BLOCK because the commands waiting for the loop were
+    /// over `max_queued_command_bytes` (a host outrunning the loop).
+    pub dropped_commands: u64,
+    /// Gauge: what every connection's send queue costs now (payload plus bookkeeping),
+    /// compared against `max_total_buffered_bytes`.
+    pub queued_bytes: u64,
+    /// Gauge: what the host commands waiting for the loop cost now.
+    pub queued_command_bytes: u64,
 }

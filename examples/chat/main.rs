@@ -45,7 +45,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     let _ = handle.close(conn, 1003, "text only");
                 }
                 Event::Close { conn, code, .. } => eprintln!("{conn:#x} left ({code})"),
-                Event::Drain { .. } | Event::Handshake { .. } => {}
+                _ => {}
             }
         }
     }

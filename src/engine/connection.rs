@@ -1,22 +1,43 @@
-//! One TCP connection as the loop sees it: its lifecycle phase, its frame decoder and the
-//! queue of encoded frames waiting to be written.
+//! One WebSocket connection's whole lifecycle as a state machine without sockets.
+//!
+//! Inputs are the bytes read from the peer ([`Connection::on_bytes`]), the end of the stream
+//! ([`Connection::on_disconnect`]), host commands ([`Connection::close`], [`Connection::accept`],
+//! [`Connection::reject`], [`Connection::terminate`], [`Connection::stop`]) and the time
+//! ([`Connection::on_timer`], [`Connection::settle`]). Outputs go to an [`Outputs`]: events for
+//! the host, and [`Action`]s for the loop (queue these bytes, publish the id, leave the topics,
+//! answer this plain HTTP request, remove me), applied in order. Every phase change happens in
+//! this file, the way tungstenite keeps `WebSocketContext` and `do_close` together.
+//!
+//! The loop owns the socket, the send queue and the slot; this type never sees them, so every
+//! close path is unit-tested here without a socket (see the tests at the end).
 
-use std::collections::VecDeque;
-use std::io::{self, IoSlice};
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::rate::ConnRate;
-use super::transport::Transport;
-use crate::event::ConnId;
-use crate::protocol::decoder::Decoder;
-use crate::protocol::handshake::UpgradeRequest;
+use super::rate::{ConnRate, TokenBucket};
+use crate::config::{RateLimitPolicy, ServerConfig};
+use crate::event::{ConnId, Event};
+use crate::http::refusal;
+use crate::protocol::decoder::{Decoder, DecoderLimits, Incoming, Violation};
+use crate::protocol::encoder::{close_frame, ping_frame, pong_frame};
+use crate::protocol::handshake::{accept_response, choose_protocol, parse_request, RequestHead, UpgradeRequest};
+
+/// Which end of the connection this engine is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Accepted from a listener: reads an HTTP upgrade request, sends unmasked frames.
+    Server,
+}
+
+/// Per-connection codec state (permessage-deflate contexts); none while nothing negotiated one.
+#[derive(Debug, Default)]
+pub struct Codec {}
 
 /// Where a connection is in its life.
-pub enum Phase {
+#[derive(Debug)]
+enum Phase {
     /// Reading the HTTP request head.
     Handshake { request: Vec<u8>, deadline: Instant },
     /// A valid upgrade request waits for the host's accept/reject; bytes the client sends
@@ -33,50 +54,149 @@ pub enum Phase {
     /// Nothing more to say: write what is queued, send FIN, discard input until the peer
     /// closes or `deadline` passes. The host has already been told (or never knew).
     Finishing { deadline: Instant },
+    /// Gone; the loop removes it.
+    Done,
 }
 
+/// Why a connection ended, for the counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseCause {
+    /// The close handshake completed.
+    Clean,
+    /// The peer broke the protocol.
+    Protocol,
+    /// The peer stopped answering.
+    Timeout,
+    /// TCP went away without a close handshake (or the host terminated it).
+    Dropped,
+    /// Rate limit or full send buffer.
+    Policy,
+    /// Server stop deadline.
+    Server,
+}
+
+impl CloseCause {
+    /// Cause of a server-initiated close: policy closes (1008/1013) count as policy however they end.
+    fn of_server_close(code: u16, otherwise: CloseCause) -> CloseCause {
+        match code {
+            1008 | 1013 => CloseCause::Policy,
+            _ => otherwise,
+        }
+    }
+}
+
+/// What the loop must do, in order.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Queue these bytes for the socket.
+    Queue(Bytes),
+    /// The handshake completed: the id is open for host sends from now on.
+    Opened,
+    /// The connection stops being open for the host: sends fail, topics are left.
+    LeftOpen,
+    /// The upgrade request awaits the host (accept/reject by id from now on).
+    AwaitApproval,
+    /// The host answered (or the wait ended): the id no longer awaits approval.
+    Answered,
+    /// A plain HTTP request: queue the answer (static files or 426); the connection finishes.
+    ServeHttp { method: String, target: String },
+    /// The connection sits in `Failing` until the host settles its events.
+    Failing,
+    /// The `Close` event was reported: count it.
+    Closed { cause: CloseCause, clean: bool },
+    /// A message the host will see.
+    CountMessageIn,
+    /// A message over the rate limit was dropped.
+    CountRateLimited,
+    /// The upgrade was accepted.
+    CountHandshakeAccepted,
+    /// The upgrade was refused (or abandoned before it completed).
+    CountHandshakeRejected,
+    /// Call [`Connection::on_timer`] at this time at the latest.
+    Schedule(Instant),
+    /// After the queue is written, send FIN (TLS: close_notify first).
+    ShutdownWrite,
+    /// Drop the connection now (the queue is discarded).
+    Remove,
+}
+
+/// Where a connection's outputs go.
+pub struct Outputs<'a> {
+    /// Events for the host, appended in order.
+    pub events: &'a mut Vec<Event>,
+    /// Sequence number of the event before `events[0]` (events handed to the host so far).
+    pub event_base: u64,
+    pub actions: &'a mut Vec<Action>,
+    /// Bytes waiting in the connection's send queue, including what `Queue` actions add.
+    pub queued: usize,
+    /// Events the host has finished handling (see `EventQueue::settled`).
+    pub settled: u64,
+}
+
+impl Outputs<'_> {
+    fn queue(&mut self, bytes: Bytes) {
+        self.queued += bytes.len();
+        self.actions.push(Action::Queue(bytes));
+    }
+
+    fn event(&mut self, event: Event) -> u64 {
+        self.events.push(event);
+        self.event_base + self.events.len() as u64
+    }
+
+    fn act(&mut self, action: Action) {
+        self.actions.push(action);
+    }
+}
+
+/// One connection's protocol state; see the module documentation.
 pub struct Connection {
     pub id: ConnId,
-    pub transport: Transport,
     pub peer: SocketAddr,
-    pub phase: Phase,
-    pub decoder: Decoder,
-    pub out: OutQueue,
-    /// Topics this connection is subscribed to (to leave them when it goes).
-    pub topics: Vec<Arc<str>>,
-    /// When bytes last arrived (liveness).
-    pub last_seen: Instant,
-    /// A ping is outstanding since then.
-    pub ping_sent: Option<Instant>,
-    /// The host saw `Open`, so it must see `Close`.
-    pub announced: bool,
-    /// FIN already sent.
-    pub write_shut: bool,
-    /// Waiting in the loop's list of connections to flush.
-    pub dirty: bool,
+    pub role: Role,
+    phase: Phase,
+    decoder: Decoder,
     /// Present when per-connection rate limits are configured.
-    pub rate: Option<Box<ConnRate>>,
+    rate: Option<Box<ConnRate>>,
+    /// When bytes last arrived (liveness).
+    last_seen: Instant,
+    /// A ping is outstanding since then.
+    ping_sent: Option<Instant>,
+    /// The host saw `Open`, so it must see `Close`.
+    announced: bool,
     /// Sequence number of the last message event reported for this connection.
-    pub last_message_seq: u64,
+    last_message_seq: u64,
+    /// Compression state, when negotiated.
+    pub codec: Option<Box<Codec>>,
+    /// Scratch for decoded items (empty between calls).
+    incoming: Vec<Incoming>,
 }
 
 impl Connection {
-    pub fn new(id: ConnId, transport: Transport, peer: SocketAddr, now: Instant, deadline: Instant) -> Self {
+    /// A connection accepted from the listener; it must send its upgrade request by
+    /// `handshake_timeout`. Emits the deadline.
+    pub fn accepted(id: ConnId, peer: SocketAddr, config: &ServerConfig, now: Instant, out: &mut Outputs) -> Self {
+        let deadline = now + config.handshake_timeout;
+        out.act(Action::Schedule(deadline));
+        let rate = (config.max_messages_per_sec > 0 || config.max_bytes_per_sec > 0).then(|| {
+            Box::new(ConnRate {
+                messages: TokenBucket::full(f64::from(config.max_messages_per_sec), now),
+                bytes: TokenBucket::full(config.max_bytes_per_sec as f64, now),
+            })
+        });
         Connection {
             id,
-            transport,
             peer,
+            role: Role::Server,
             phase: Phase::Handshake { request: Vec::new(), deadline },
             decoder: Decoder::default(),
-            out: OutQueue::default(),
-            topics: Vec::new(),
+            rate,
             last_seen: now,
             ping_sent: None,
             announced: false,
-            write_shut: false,
-            dirty: false,
-            rate: None,
             last_message_seq: 0,
+            codec: None,
+            incoming: Vec::new(),
         }
     }
 
@@ -84,74 +204,401 @@ impl Connection {
     pub fn is_open(&self) -> bool {
         matches!(self.phase, Phase::Open | Phase::Failing { .. })
     }
-}
 
-/// Encoded frames waiting for the socket, written with vectored writes.
-#[derive(Default)]
-pub struct OutQueue {
-    frames: VecDeque<Bytes>,
-    /// Bytes of `frames[0]` already written.
-    offset: usize,
-    /// Bytes not yet written.
-    pub bytes: usize,
-}
-
-/// Most frames handed to one `writev`.
-const MAX_IOVECS: usize = 64;
-
-impl OutQueue {
-    pub fn push(&mut self, frame: Bytes) {
-        self.bytes += frame.len();
-        self.frames.push_back(frame);
+    /// Waiting for the host's accept/reject.
+    pub fn awaits_approval(&self) -> bool {
+        matches!(self.phase, Phase::Approval { .. })
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.frames.is_empty()
+    /// Nothing more will be queued: the loop sends FIN once the queue is written.
+    pub fn is_finishing(&self) -> bool {
+        matches!(self.phase, Phase::Finishing { .. })
     }
 
-    /// Writes until the queue is empty or the socket would block. Returns bytes written.
-    pub fn flush(&mut self, stream: &mut Transport) -> io::Result<usize> {
-        let mut total = 0;
-        while !self.frames.is_empty() {
-            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-            let mut count = 0;
-            for (i, frame) in self.frames.iter().take(MAX_IOVECS).enumerate() {
-                slices[i] = IoSlice::new(if i == 0 { &frame[self.offset..] } else { frame });
-                count += 1;
+    /// Bytes held for messages in flight (for memory accounting).
+    pub fn buffered(&self) -> usize {
+        self.decoder.buffered()
+            + match &self.phase {
+                Phase::Handshake { request, .. } => request.capacity(),
+                Phase::Approval { early, .. } => early.capacity(),
+                _ => 0,
             }
-            let written = match stream.write_vectored(&slices[..count]) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
+    }
+
+    // ---- input from the peer ----------------------------------------------------------------
+
+    /// Bytes read from the peer.
+    pub fn on_bytes(&mut self, data: &[u8], config: &ServerConfig, now: Instant, out: &mut Outputs) {
+        self.last_seen = now;
+        self.ping_sent = None;
+        match &mut self.phase {
+            Phase::Handshake { request, .. } => {
+                request.extend_from_slice(data);
+                match parse_request(request, config.max_header_bytes) {
+                    RequestHead::Partial => {}
+                    RequestHead::Upgrade { request: upgrade, consumed } => {
+                        let early = request.split_off(consumed);
+                        self.on_upgrade_request(upgrade, early, config, now, out);
+                    }
+                    RequestHead::Http { method, target } => {
+                        out.act(Action::ServeHttp { method, target });
+                        self.finish(config, now, out);
+                    }
+                    RequestHead::Refuse { status: 426, .. } => self.refuse(refusal::upgrade_required(), config, now, out),
+                    RequestHead::Refuse { status, reason } => self.refuse(refusal::response(status, reason), config, now, out),
+                }
+            }
+            Phase::Approval { early, .. } => {
+                if early.len() + data.len() > config.max_header_bytes {
+                    self.remove(out);
+                } else {
+                    early.extend_from_slice(data);
+                }
+            }
+            Phase::Open | Phase::Closing { .. } => self.on_frames(data, config, now, out),
+            Phase::Failing { .. } | Phase::Finishing { .. } | Phase::Done => {}
+        }
+    }
+
+    /// EOF or a socket error: report what the host must know and go.
+    pub fn on_disconnect(&mut self, out: &mut Outputs) {
+        let report = match &self.phase {
+            Phase::Open => Some((1006, "connection lost".to_owned())),
+            Phase::Closing { code, reason, .. } => Some((*code, reason.clone())),
+            Phase::Failing { code, reason, .. } => Some((*code, (*reason).to_owned())),
+            _ => None,
+        };
+        if let Some((code, reason)) = report {
+            self.leave_open(out);
+            self.report_close(code, reason, false, CloseCause::of_server_close(code, CloseCause::Dropped), out);
+        }
+        self.remove(out);
+    }
+
+    /// A valid upgrade request: check the origin, then accept or ask the host.
+    fn on_upgrade_request(&mut self, request: UpgradeRequest, early: Vec<u8>, config: &ServerConfig, now: Instant, out: &mut Outputs) {
+        let allowed = &config.allowed_origins;
+        if !allowed.is_empty() && request.header("Origin").is_some_and(|o| !allowed.iter().any(|a| a == o)) {
+            return self.refuse(refusal::response(403, "origin not allowed"), config, now, out);
+        }
+        if !config.approve_handshakes {
+            let protocol = choose_protocol(&config.subprotocols, &request.protocols).map(str::to_owned);
+            return self.upgrade(request, protocol, early, config, now, out);
+        }
+        let deadline = now + config.approval_timeout;
+        out.event(Event::Handshake {
+            conn: self.id,
+            peer: self.peer,
+            path: request.path.clone(),
+            headers: request.headers.clone(),
+            protocols: request.protocols.clone(),
+        });
+        out.act(Action::AwaitApproval);
+        out.act(Action::Schedule(deadline));
+        self.phase = Phase::Approval { request: Box::new(request), early, deadline };
+    }
+
+    /// Completes the upgrade: 101, `Open` event, then any frames that came with the request.
+    fn upgrade(&mut self, request: UpgradeRequest, protocol: Option<String>, early: Vec<u8>, config: &ServerConfig, now: Instant, out: &mut Outputs) {
+        self.phase = Phase::Open;
+        self.announced = true;
+        out.queue(Bytes::from(accept_response(&request.key, protocol.as_deref())));
+        out.act(Action::Opened);
+        out.act(Action::CountHandshakeAccepted);
+        out.event(Event::Open { conn: self.id, peer: self.peer, path: request.path, protocol, headers: request.headers });
+        if !config.ping_interval.is_zero() {
+            out.act(Action::Schedule(now + config.ping_interval));
+        }
+        if !early.is_empty() {
+            self.on_frames(&early, config, now, out);
+        }
+    }
+
+    /// Answers an upgrade attempt with an HTTP error and hangs up.
+    fn refuse(&mut self, response: refusal::HttpResponse, config: &ServerConfig, now: Instant, out: &mut Outputs) {
+        debug_assert!(response.status >= 400, "a refusal is an HTTP error");
+        out.act(Action::CountHandshakeRejected);
+        out.queue(Bytes::from(response.head));
+        if !response.body.is_empty() {
+            out.queue(Bytes::from(response.body));
+        }
+        self.finish(config, now, out);
+    }
+
+    /// Decodes WebSocket traffic and acts on it.
+    fn on_frames(&mut self, data: &[u8], config: &ServerConfig, now: Instant, out: &mut Outputs) {
+        let limits = DecoderLimits { max_message_size: config.max_message_size, max_frame_size: config.max_frame_size };
+        let mut incoming = std::mem::take(&mut self.incoming);
+        let outcome = self.decoder.feed(data, &limits, &mut incoming);
+        for item in incoming.drain(..) {
+            let open = match &self.phase {
+                Phase::Open => true,
+                Phase::Closing { .. } => false,
+                _ => break,
             };
-            total += written;
-            self.consume(written);
-        }
-        Ok(total)
-    }
-
-    fn consume(&mut self, mut n: usize) {
-        self.bytes -= n;
-        while n > 0 {
-            let front = self.frames.front().expect("written bytes come from queued frames").len() - self.offset;
-            if n < front {
-                self.offset += n;
-                return;
+            match item {
+                Incoming::Message { is_text, data } if open => {
+                    if !self.within_rate(data.len(), config, now) {
+                        match config.rate_limit_policy {
+                            RateLimitPolicy::Drop => out.act(Action::CountRateLimited),
+                            RateLimitPolicy::Close => self.close(1008, "rate limit exceeded", config, now, out),
+                        }
+                        continue;
+                    }
+                    out.act(Action::CountMessageIn);
+                    self.last_message_seq = out.event(Event::Message { conn: self.id, data, is_text });
+                }
+                Incoming::Message { .. } => {}
+                // A peer that pings but never reads must not grow our queue without bound;
+                // RFC 6455 lets us answer only the most recent ping anyway.
+                Incoming::Ping(payload) if open => {
+                    if out.queued <= config.max_buffered_bytes {
+                        out.queue(pong_frame(&payload));
+                    }
+                    if config.ping_events {
+                        out.event(Event::Ping { conn: self.id, data: payload });
+                    }
+                }
+                Incoming::Ping(_) => {}
+                Incoming::Pong(payload) => {
+                    if open && config.ping_events {
+                        out.event(Event::Pong { conn: self.id, data: payload });
+                    }
+                }
+                Incoming::Close(status) => {
+                    if open {
+                        // The peer closes: echo its code, report it, hang up after the reply.
+                        let (code, reason) = status.clone().unwrap_or((1005, String::new()));
+                        self.leave_open(out);
+                        out.queue(close_frame(status.map(|(c, _)| c), ""));
+                        self.report_close(code, reason, true, CloseCause::Clean, out);
+                    } else if let Phase::Closing { code, reason, .. } = std::mem::replace(&mut self.phase, Phase::Done) {
+                        self.report_close(code, reason, true, CloseCause::of_server_close(code, CloseCause::Clean), out);
+                    }
+                    self.finish(config, now, out);
+                }
             }
-            n -= front;
-            self.offset = 0;
-            self.frames.pop_front();
+        }
+        self.incoming = incoming;
+        if let Err(violation) = outcome {
+            self.fail(violation, config, now, out);
         }
     }
 
-    /// Drops everything queued; returns the bytes dropped.
-    pub fn discard(&mut self) -> usize {
-        let n = self.bytes;
-        self.frames.clear();
-        self.offset = 0;
-        self.bytes = 0;
-        n
+    fn within_rate(&mut self, len: usize, config: &ServerConfig, now: Instant) -> bool {
+        let Some(rate) = self.rate.as_deref_mut() else { return true };
+        let (msgs, bytes) = (f64::from(config.max_messages_per_sec), config.max_bytes_per_sec as f64);
+        (msgs == 0.0 || rate.messages.take(msgs, 1.0, now)) && (bytes == 0.0 || rate.bytes.take(bytes, len as f64, now))
+    }
+
+    /// The peer broke the protocol: close with the prescribed code and stop listening to it.
+    /// Messages before the violation that the host has not finished with get their replies
+    /// out first: the connection waits in `Failing` until the host polls again (bounded).
+    fn fail(&mut self, violation: Violation, config: &ServerConfig, now: Instant, out: &mut Outputs) {
+        if matches!(self.phase, Phase::Open) && self.last_message_seq > out.settled {
+            let deadline = now + config.close_timeout;
+            let after = self.last_message_seq;
+            self.phase = Phase::Failing { code: violation.code, reason: violation.reason, after, deadline };
+            out.act(Action::Failing);
+            out.act(Action::Schedule(deadline));
+            return;
+        }
+        self.fail_now(violation, config, now, out);
+    }
+
+    fn fail_now(&mut self, violation: Violation, config: &ServerConfig, now: Instant, out: &mut Outputs) {
+        self.leave_open(out);
+        match std::mem::replace(&mut self.phase, Phase::Done) {
+            Phase::Open | Phase::Failing { .. } => {
+                out.queue(close_frame(Some(violation.code), violation.reason));
+                self.report_close(violation.code, violation.reason.to_owned(), false, CloseCause::Protocol, out);
+            }
+            Phase::Closing { code, reason, .. } => self.report_close(code, reason, false, CloseCause::Protocol, out),
+            other => self.phase = other,
+        }
+        self.finish(config, now, out);
+    }
+
+    // ---- host commands -----------------------------------------------------------------------
+
+    /// Server-initiated close of an open connection: send the close frame, wait for the reply.
+    pub fn close(&mut self, code: u16, reason: &str, config: &ServerConfig, now: Instant, out: &mut Outputs) {
+        if !self.is_open() {
+            return;
+        }
+        let deadline = now + config.close_timeout;
+        self.leave_open(out);
+        out.queue(close_frame(Some(code), reason));
+        self.phase = Phase::Closing { deadline, code, reason: reason.to_owned() };
+        out.act(Action::Schedule(deadline));
+    }
+
+    /// Abortive close by the host: no close handshake, TCP dropped, reported as 1006.
+    pub fn terminate(&mut self, out: &mut Outputs) {
+        match &self.phase {
+            Phase::Open | Phase::Failing { .. } | Phase::Closing { .. } => {
+                self.leave_open(out);
+                self.report_close(1006, "terminated".to_owned(), false, CloseCause::Dropped, out);
+                self.remove(out);
+            }
+            Phase::Handshake { .. } | Phase::Approval { .. } => self.remove(out),
+            Phase::Finishing { .. } | Phase::Done => {}
+        }
+    }
+
+    /// The host accepts a handshake awaiting approval, optionally picking a subprotocol.
+    pub fn accept(&mut self, protocol: Option<String>, config: &ServerConfig, now: Instant, out: &mut Outputs) {
+        if !self.awaits_approval() {
+            return;
+        }
+        if let Phase::Approval { request, early, .. } = std::mem::replace(&mut self.phase, Phase::Done) {
+            out.act(Action::Answered);
+            let protocol = protocol
+                .filter(|p| request.protocols.contains(p))
+                .or_else(|| choose_protocol(&config.subprotocols, &request.protocols).map(str::to_owned));
+            self.upgrade(*request, protocol, early, config, now, out);
+        }
+    }
+
+    /// The host rejects a handshake awaiting approval with an HTTP status.
+    pub fn reject(&mut self, status: u16, body: &str, config: &ServerConfig, now: Instant, out: &mut Outputs) {
+        if self.awaits_approval() {
+            out.act(Action::Answered);
+            self.refuse(refusal::response(status, body), config, now, out);
+        }
+    }
+
+    /// The server stops: handshakes are dropped or refused, open connections get 1001 and
+    /// have until `deadline` to answer.
+    pub fn stop(&mut self, deadline: Instant, config: &ServerConfig, now: Instant, out: &mut Outputs) {
+        match &self.phase {
+            Phase::Handshake { .. } => self.remove(out),
+            Phase::Approval { .. } => {
+                out.act(Action::Answered);
+                self.refuse(refusal::response(503, "server stopping"), config, now, out)
+            }
+            Phase::Open => {
+                self.close(1001, "server stopping", config, now, out);
+                if let Phase::Closing { deadline: d, .. } = &mut self.phase {
+                    *d = deadline;
+                }
+            }
+            Phase::Failing { code, reason, .. } => {
+                let violation = Violation { code: *code, reason };
+                self.fail_now(violation, config, now, out);
+            }
+            Phase::Closing { .. } | Phase::Finishing { .. } | Phase::Done => {}
+        }
+    }
+
+    /// At the stop deadline: whatever is left is dropped, the host told.
+    pub fn abort(&mut self, out: &mut Outputs) {
+        if self.announced && !matches!(self.phase, Phase::Finishing { .. } | Phase::Done) {
+            let (code, reason) = match &self.phase {
+                Phase::Closing { code, reason, .. } => (*code, reason.clone()),
+                _ => (1001, "server stopped".to_owned()),
+            };
+            self.leave_open(out);
+            self.report_close(code, reason, false, CloseCause::Server, out);
+        }
+        self.remove(out);
+    }
+
+    // ---- time ----------------------------------------------------------------------------------
+
+    /// Acts on a due deadline; returns the next one.
+    pub fn on_timer(&mut self, config: &ServerConfig, now: Instant, out: &mut Outputs) -> Option<Instant> {
+        match &self.phase {
+            Phase::Handshake { deadline, .. } | Phase::Finishing { deadline } if now >= *deadline => {
+                self.remove(out);
+                None
+            }
+            Phase::Approval { deadline, .. } if now >= *deadline => {
+                out.act(Action::Answered);
+                self.refuse(refusal::response(503, "handshake not approved in time"), config, now, out);
+                Some(now + config.close_timeout)
+            }
+            Phase::Closing { deadline, code, reason } if now >= *deadline => {
+                let (code, reason) = (*code, reason.clone());
+                self.report_close(code, reason, false, CloseCause::of_server_close(code, CloseCause::Timeout), out);
+                self.remove(out);
+                None
+            }
+            Phase::Failing { deadline, code, reason, .. } if now >= *deadline => {
+                let violation = Violation { code: *code, reason };
+                self.fail_now(violation, config, now, out);
+                Some(now + config.close_timeout)
+            }
+            Phase::Handshake { deadline, .. }
+            | Phase::Approval { deadline, .. }
+            | Phase::Finishing { deadline }
+            | Phase::Closing { deadline, .. }
+            | Phase::Failing { deadline, .. } => Some(*deadline),
+            Phase::Open if config.ping_interval.is_zero() => None,
+            Phase::Open => match self.ping_sent {
+                Some(sent) if now >= sent + config.pong_timeout => {
+                    // The peer stopped answering: drop it without a handshake.
+                    self.leave_open(out);
+                    self.report_close(1006, "ping timeout".to_owned(), false, CloseCause::Timeout, out);
+                    self.remove(out);
+                    None
+                }
+                Some(sent) => Some(sent + config.pong_timeout),
+                None if now >= self.last_seen + config.ping_interval => {
+                    self.ping_sent = Some(now);
+                    out.queue(ping_frame(b""));
+                    Some(now + config.pong_timeout)
+                }
+                None => Some(self.last_seen + config.ping_interval),
+            },
+            Phase::Done => None,
+        }
+    }
+
+    /// Closes a `Failing` connection once the host has handled events up to `settled` (or
+    /// at once when `force`). Returns true while it keeps waiting.
+    pub fn settle(&mut self, settled: u64, force: bool, config: &ServerConfig, now: Instant, out: &mut Outputs) -> bool {
+        let Phase::Failing { code, reason, after, deadline } = self.phase else { return false };
+        if force || settled >= after || now >= deadline {
+            self.fail_now(Violation { code, reason }, config, now, out);
+            return false;
+        }
+        true
+    }
+
+    // ---- shared steps --------------------------------------------------------------------------
+
+    /// Enters `Finishing`: flush, FIN, wait for the peer to hang up (bounded).
+    pub fn finish(&mut self, config: &ServerConfig, now: Instant, out: &mut Outputs) {
+        let deadline = now + config.close_timeout;
+        self.phase = Phase::Finishing { deadline };
+        out.act(Action::ShutdownWrite);
+        out.act(Action::Schedule(deadline));
+    }
+
+    fn leave_open(&mut self, out: &mut Outputs) {
+        if self.is_open() {
+            out.act(Action::LeftOpen);
+        }
+    }
+
+    /// Emits the one `Close` event of a connection and its count.
+    fn report_close(&mut self, code: u16, reason: String, clean: bool, cause: CloseCause, out: &mut Outputs) {
+        out.act(Action::Closed { cause, clean });
+        out.event(Event::Close { conn: self.id, code, reason, clean });
+    }
+
+    fn remove(&mut self, out: &mut Outputs) {
+        if !self.announced && matches!(self.phase, Phase::Handshake { .. } | Phase::Approval { .. }) {
+            out.act(Action::CountHandshakeRejected);
+        }
+        if matches!(self.phase, Phase::Approval { .. }) {
+            out.act(Action::Answered);
+        }
+        self.phase = Phase::Done;
+        out.act(Action::Remove);
     }
 }
+
+#[cfg(test)]
+mod tests;

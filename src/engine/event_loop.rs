@@ -1,10 +1,10 @@
-//! The loop itself. One thread, one `mio::Poll`, edge-triggered sockets, one read buffer
-//! shared by every connection, and a sweep over deadlines (handshake, ping, close) that runs
-//! only when the earliest one is due.
+//! The loop itself: tokens, slots, socket I/O, dispatch of host commands and timers. One
+//! thread, one `mio::Poll`, edge-triggered sockets, one read buffer shared by every
+//! connection. What a connection does with its bytes is [`Connection`]'s business; the loop
+//! applies the [`Action`]s it returns. Deadlines (handshake, ping, close) are swept only when
+//! the earliest one is due.
 
-use std::collections::{HashMap, HashSet};
 use std::io::{self, Write};
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -15,47 +15,19 @@ use crossbeam_channel::Receiver;
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 
-use super::connection::{Connection, Phase};
-use super::rate::{ConnRate, IpState, TokenBucket};
+use super::admission::Admission;
+use super::connection::{Action, CloseCause, Connection, Outputs};
+use super::out_queue::OutQueue;
 use super::slots::{make_id, slot_of};
-use super::transport::Transport;
+use super::topics::Topics;
+use super::transport::{NoSigPipe, Transport};
 use super::{bump, Command, Shared};
-use crate::config::{BackpressurePolicy, RateLimitPolicy, ServerConfig};
+use crate::config::{BackpressurePolicy, ServerConfig};
 use crate::event::{ConnId, Event};
-use crate::http::static_files::{self, StaticResponse};
-use crate::protocol::decoder::{DecoderLimits, Incoming, Violation};
-use crate::protocol::encoder::{close_frame, ping_frame, pong_frame};
-use crate::protocol::handshake::{accept_response, choose_protocol, parse_request, RequestHead, UpgradeRequest};
-
-/// Why a connection ended, for the counters.
-#[derive(Clone, Copy)]
-enum CloseCause {
-    /// The close handshake completed.
-    Clean,
-    /// The peer broke the protocol.
-    Protocol,
-    /// The peer stopped answering.
-    Timeout,
-    /// TCP went away without a close handshake.
-    Dropped,
-    /// Rate limit or full send buffer.
-    Policy,
-    /// Server stop deadline.
-    Server,
-}
-
-impl CloseCause {
-    /// Cause of a server-initiated close: policy closes (1008/1013) count as policy however they end.
-    fn of_server_close(code: u16, otherwise: CloseCause) -> CloseCause {
-        match code {
-            1008 | 1013 => CloseCause::Policy,
-            _ => otherwise,
-        }
-    }
-}
+use crate::http::static_files;
 
 pub const WAKER: Token = Token(0);
-const LISTENER: Token = Token(1);
+pub const LISTENER: Token = Token(1);
 const FIRST_CONN: usize = 2;
 
 /// Shared read buffer size; also the most read from one socket before others get a turn.
@@ -63,11 +35,29 @@ const READ_BUFFER: usize = 64 * 1024;
 const READ_BUDGET: usize = 4 * READ_BUFFER;
 /// Pause before accepting again after running out of descriptors.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+/// Work one loop turn spends on host commands (one unit per command and per recipient of a
+/// broadcast/publish) before reading, writing and accepting get their turn again.
+const COMMAND_BUDGET: usize = 16 * 1024;
+
+/// A connection as the loop holds it: the state machine plus what touches the socket.
+struct Conn {
+    machine: Connection,
+    transport: Transport,
+    out: OutQueue,
+    /// Queue cost last published to the slot's `queued` counter and the server total.
+    published_cost: usize,
+    /// Waiting in the loop's list of connections to flush.
+    dirty: bool,
+    /// Send FIN once the queue is written.
+    shut_after_flush: bool,
+    /// FIN already sent.
+    write_shut: bool,
+}
 
 struct Entry {
     generation: u32,
     /// Boxed so that free slots and vector growth cost a pointer, not a whole connection.
-    conn: Option<Box<Connection>>,
+    conn: Option<Box<Conn>>,
 }
 
 pub struct EventLoop {
@@ -78,15 +68,15 @@ pub struct EventLoop {
     config: ServerConfig,
     static_root: Option<PathBuf>,
     tls: Option<Arc<rustls::ServerConfig>>,
-    limits: DecoderLimits,
-    ips: HashMap<IpAddr, IpState>,
+    admission: Admission,
+    topics: Topics,
     entries: Vec<Entry>,
     free: Vec<usize>,
-    live: usize,
-    topics: HashMap<Arc<str>, HashSet<ConnId>>,
     read_buf: Box<[u8]>,
-    incoming: Vec<Incoming>,
+    /// This turn's events for the host, handed over in one batch.
     events: Vec<Event>,
+    /// Scratch for a connection's actions (empty between calls).
+    actions: Vec<Action>,
     dirty: Vec<usize>,
     read_again: Vec<usize>,
     /// Readable connections left unread while the host lags behind.
@@ -96,9 +86,11 @@ pub struct EventLoop {
     stopping: Option<Instant>,
     /// `accept` failed for lack of resources; try again at the next sweep.
     accept_retry: bool,
-    /// Events handed to the queue so far (sequence numbers for `Phase::Failing`).
+    /// Commands were left in the channel when the turn's budget ran out.
+    commands_left: bool,
+    /// Events handed to the queue so far (sequence numbers for `Failing`).
     pushed_total: u64,
-    /// Slots that may be in `Phase::Failing`.
+    /// Slots that may be in `Failing`.
     failing: Vec<usize>,
 }
 
@@ -112,27 +104,21 @@ impl EventLoop {
         static_root: Option<PathBuf>,
         tls: Option<Arc<rustls::ServerConfig>>,
     ) -> Self {
-        let limits = DecoderLimits {
-            max_message_size: config.max_message_size,
-            max_frame_size: config.max_frame_size,
-        };
         EventLoop {
             poll,
             listener: Some(listener),
             shared,
             commands,
+            admission: Admission::new(&config),
             config,
             static_root,
             tls,
-            limits,
-            ips: HashMap::new(),
+            topics: Topics::default(),
             entries: Vec::new(),
             free: Vec::new(),
-            live: 0,
-            topics: HashMap::new(),
             read_buf: vec![0u8; READ_BUFFER].into_boxed_slice(),
-            incoming: Vec::new(),
             events: Vec::new(),
+            actions: Vec::new(),
             dirty: Vec::new(),
             read_again: Vec::new(),
             paused: Vec::new(),
@@ -140,6 +126,7 @@ impl EventLoop {
             next_sweep: None,
             stopping: None,
             accept_retry: false,
+            commands_left: false,
             pushed_total: 0,
             failing: Vec::new(),
         }
@@ -149,7 +136,7 @@ impl EventLoop {
         let mut ready = Events::with_capacity(1024);
         loop {
             let now = Instant::now();
-            let timeout = if self.read_again.is_empty() {
+            let timeout = if self.read_again.is_empty() && !self.commands_left {
                 self.next_sweep.into_iter().chain(self.stopping).min().map(|t| t.saturating_duration_since(now))
             } else {
                 Some(Duration::ZERO)
@@ -161,9 +148,10 @@ impl EventLoop {
                 break;
             }
             let now = Instant::now();
+            let mut woken = std::mem::take(&mut self.commands_left);
             for event in ready.iter() {
                 match event.token() {
-                    WAKER => self.drain_commands(now),
+                    WAKER => woken = true,
                     LISTENER => self.accept(now),
                     Token(token) => {
                         let slot = token - FIRST_CONN;
@@ -179,6 +167,9 @@ impl EventLoop {
                     }
                 }
             }
+            if woken {
+                self.drain_commands(now);
+            }
             for slot in std::mem::take(&mut self.read_again) {
                 self.on_readable(slot, true, now);
             }
@@ -191,8 +182,8 @@ impl EventLoop {
             }
             self.flush_dirty();
             if let Some(deadline) = self.stopping {
-                if self.live == 0 || now >= deadline {
-                    self.abort_all();
+                if self.admission.live() == 0 || now >= deadline {
+                    self.abort_all(now);
                     self.publish_events();
                     break;
                 }
@@ -202,10 +193,88 @@ impl EventLoop {
         self.shared.events.close();
     }
 
-    /// Hands this iteration's events to the host in one batch.
+    /// Hands this turn's events to the host in one batch.
     fn publish_events(&mut self) {
         self.pushed_total += self.events.len() as u64;
         self.shared.events.push_batch(&mut self.events);
+    }
+
+    // ---- driving connections ---------------------------------------------------------------
+
+    /// Runs one input of the connection in `slot` and applies what it asks for.
+    fn drive<R>(&mut self, slot: usize, now: Instant, input: impl FnOnce(&mut Connection, &ServerConfig, &mut Outputs) -> R) -> Option<R> {
+        let conn = self.entries.get_mut(slot)?.conn.as_deref_mut()?;
+        let mut out = Outputs {
+            events: &mut self.events,
+            event_base: self.pushed_total,
+            actions: &mut self.actions,
+            queued: conn.out.cost(),
+            settled: self.shared.events.settled(),
+        };
+        let result = input(&mut conn.machine, &self.config, &mut out);
+        self.apply(slot, now);
+        Some(result)
+    }
+
+    fn apply(&mut self, slot: usize, now: Instant) {
+        let mut actions = std::mem::take(&mut self.actions);
+        for action in actions.drain(..) {
+            let Some(conn) = self.entries[slot].conn.as_deref_mut() else { break };
+            let id = conn.machine.id;
+            let table = self.shared.table.slot(slot);
+            let counters = &self.shared.counters;
+            match action {
+                Action::Queue(bytes) => self.queue(slot, bytes),
+                Action::Opened => {
+                    table.pending.store(0, Ordering::Release);
+                    table.id.store(id, Ordering::Release);
+                    bump(&counters.open_connections, 1);
+                }
+                Action::LeftOpen => {
+                    let _ = table.id.compare_exchange(id, 0, Ordering::AcqRel, Ordering::Acquire);
+                    self.topics.leave_all(id, |_| {});
+                }
+                Action::AwaitApproval => table.pending.store(id, Ordering::Release),
+                Action::Answered => table.pending.store(0, Ordering::Release),
+                Action::ServeHttp { method, target } => {
+                    let response = match &self.static_root {
+                        Some(root) => static_files::respond(root, &method, &target, self.config.max_static_file_bytes),
+                        None => crate::http::refusal::upgrade_required(),
+                    };
+                    self.queue(slot, Bytes::from(response.head));
+                    if !response.body.is_empty() {
+                        self.queue(slot, Bytes::from(response.body));
+                    }
+                }
+                Action::Failing => {
+                    self.failing.push(slot);
+                    self.shared.failing.store(self.failing.len(), Ordering::Release);
+                }
+                Action::Closed { cause, clean } => {
+                    let counter = match (cause, clean) {
+                        (CloseCause::Policy, _) => &counters.closes_policy,
+                        (_, true) => &counters.closes_clean,
+                        (CloseCause::Protocol, false) => &counters.closes_protocol_error,
+                        (CloseCause::Timeout, false) => &counters.closes_timeout,
+                        (CloseCause::Dropped | CloseCause::Server | CloseCause::Clean, false) => &counters.closes_dropped,
+                    };
+                    bump(counter, 1);
+                    // Every announced connection gets exactly one Close: the one place to stop counting it.
+                    counters.open_connections.fetch_sub(1, Ordering::Relaxed);
+                }
+                Action::CountMessageIn => bump(&counters.messages_in, 1),
+                Action::CountRateLimited => bump(&counters.rate_limited, 1),
+                Action::CountHandshakeAccepted => bump(&counters.handshakes_accepted, 1),
+                Action::CountHandshakeRejected => bump(&counters.handshakes_rejected, 1),
+                Action::Schedule(at) => self.schedule(at),
+                Action::ShutdownWrite => {
+                    conn.shut_after_flush = true;
+                    self.mark_dirty(slot);
+                }
+                Action::Remove => self.remove(slot, now),
+            }
+        }
+        self.actions = actions;
     }
 
     // ---- host commands -------------------------------------------------------------------
@@ -216,143 +285,151 @@ impl EventLoop {
             // The host caught up (Shared::after_poll): read what was left waiting.
             self.read_again.append(&mut self.paused);
         }
-        while let Ok(command) = self.commands.try_recv() {
-            self.execute(command, now);
+        let mut budget = COMMAND_BUDGET;
+        while budget > 0 {
+            let Ok(command) = self.commands.try_recv() else { break };
+            self.shared.command_done(&command);
+            budget = budget.saturating_sub(self.execute(command, now));
+        }
+        if budget == 0 {
+            // More may wait: come back after one round of I/O instead of starving it.
+            self.commands_left = !self.commands.is_empty();
         }
         // After the host's replies (just queued) come the closes they were waiting for.
         self.settle_failures(now, false);
     }
 
-    fn execute(&mut self, command: Command, now: Instant) {
+    /// Carries out one command; returns the work it took (1 + recipients).
+    fn execute(&mut self, command: Command, now: Instant) -> usize {
         match command {
             Command::Send { conn, frame } => {
                 let slot = slot_of(conn);
                 if self.open_conn(conn).is_none() {
-                    // Counted by the host when it queued the frame; nobody will write it now.
-                    self.shared.table.slot(slot).buffered.fetch_sub(frame.len(), Ordering::AcqRel);
-                    return;
+                    return 1;
                 }
                 bump(&self.shared.counters.messages_out, 1);
-                self.queue(slot, frame, true);
-                let over = self.open_conn(conn).is_some_and(|c| c.out.bytes > self.shared.max_buffered);
+                self.queue(slot, frame);
+                let over = self.open_conn(conn).is_some_and(|c| c.out.cost() > self.shared.max_buffered);
                 if over && self.shared.backpressure == BackpressurePolicy::Close {
-                    self.close_conn(slot, self.shared.backpressure_close_code, "send buffer full", now);
+                    let code = self.shared.backpressure_close_code;
+                    self.drive(slot, now, |c, config, out| c.close(code, "send buffer full", config, now, out));
                 }
+                1
             }
             Command::Broadcast { frame, except } => {
                 let mut recipients = std::mem::take(&mut self.recipients);
                 recipients.extend(self.entries.iter().enumerate().filter_map(|(slot, e)| {
-                    e.conn.as_ref().filter(|c| c.is_open() && c.id != except).map(|_| slot)
+                    e.conn.as_ref().filter(|c| c.machine.is_open() && c.machine.id != except).map(|_| slot)
                 }));
-                self.deliver_all(recipients, &frame, now);
+                self.deliver_all(recipients, &frame, now)
             }
             Command::Publish { topic, frame } => {
                 let mut recipients = std::mem::take(&mut self.recipients);
-                if let Some(members) = self.topics.get(&topic) {
-                    recipients.extend(members.iter().map(|&id| slot_of(id)));
-                }
-                self.deliver_all(recipients, &frame, now);
+                recipients.extend(self.topics.members(&topic).map(slot_of));
+                self.deliver_all(recipients, &frame, now)
             }
             Command::Subscribe { conn, topic } => {
-                if let Some(c) = self.open_conn_mut(conn) {
-                    if !c.topics.contains(&topic) {
-                        c.topics.push(topic.clone());
-                        self.topics.entry(topic).or_default().insert(conn);
-                    }
+                if self.open_conn(conn).is_some() {
+                    self.topics.subscribe(conn, topic);
                 }
+                1
             }
             Command::Unsubscribe { conn, topic } => {
-                if let Some(c) = self.open_conn_mut(conn) {
-                    if let Some(i) = c.topics.iter().position(|t| *t == topic) {
-                        c.topics.swap_remove(i);
-                        self.leave_topic(&topic, conn);
-                    }
+                if self.open_conn(conn).is_some() {
+                    self.topics.unsubscribe(conn, &topic);
                 }
+                1
             }
             Command::Close { conn, code, reason } => {
                 if self.open_conn(conn).is_some() {
-                    self.close_conn(slot_of(conn), code, &reason, now);
+                    self.drive(slot_of(conn), now, |c, config, out| c.close(code, &reason, config, now, out));
                 }
+                1
+            }
+            Command::Terminate { conn } => {
+                if self.live_conn(conn).is_some() {
+                    self.drive(slot_of(conn), now, |c, _, out| c.terminate(out));
+                }
+                1
             }
             Command::Accept { conn, protocol } => {
-                let slot = slot_of(conn);
-                let Some(c) = self.entries.get_mut(slot).and_then(|e| e.conn.as_deref_mut()) else { return };
-                if c.id != conn || !matches!(c.phase, Phase::Approval { .. }) {
-                    return;
+                if self.live_conn(conn).is_some() {
+                    self.drive(slot_of(conn), now, |c, config, out| c.accept(protocol, config, now, out));
                 }
-                if let Phase::Approval { request, early, .. } = std::mem::replace(&mut c.phase, Phase::Open) {
-                    let protocol = protocol
-                        .filter(|p| request.protocols.contains(p))
-                        .or_else(|| choose_protocol(&self.config.subprotocols, &request.protocols).map(str::to_owned));
-                    self.upgrade(slot, *request, protocol, early, now);
-                }
+                1
             }
             Command::Reject { conn, status, body } => {
-                let slot = slot_of(conn);
-                let waiting = self.entries.get(slot).and_then(|e| e.conn.as_deref()).is_some_and(|c| {
-                    c.id == conn && matches!(c.phase, Phase::Approval { .. })
-                });
-                if waiting {
-                    self.refuse(slot, static_files::error_response(status, &body), now);
+                if self.live_conn(conn).is_some() {
+                    self.drive(slot_of(conn), now, |c, config, out| c.reject(status, &body, config, now, out));
                 }
+                1
             }
-            Command::Stop { deadline } => self.begin_stop(deadline, now),
+            Command::Stop { deadline } => {
+                self.begin_stop(deadline, now);
+                1
+            }
+            Command::Panic => panic!("fault injection: panic on the loop thread"),
         }
     }
 
-    fn open_conn(&self, conn: ConnId) -> Option<&Connection> {
-        self.entries.get(slot_of(conn))?.conn.as_deref().filter(|c| c.id == conn && c.is_open())
+    /// The connection with this exact id, whatever its phase.
+    fn live_conn(&self, conn: ConnId) -> Option<&Conn> {
+        self.entries.get(slot_of(conn))?.conn.as_deref().filter(|c| c.machine.id == conn)
     }
 
-    fn open_conn_mut(&mut self, conn: ConnId) -> Option<&mut Connection> {
-        self.entries.get_mut(slot_of(conn))?.conn.as_deref_mut().filter(|c| c.id == conn && c.is_open())
+    fn open_conn(&self, conn: ConnId) -> Option<&Conn> {
+        self.live_conn(conn).filter(|c| c.machine.is_open())
     }
 
     /// Queues one shared frame for many recipients (the frame is never copied).
     /// `recipients` is the loop's reusable scratch vector; it is cleared and put back.
-    fn deliver_all(&mut self, mut recipients: Vec<usize>, frame: &Bytes, now: Instant) {
+    fn deliver_all(&mut self, mut recipients: Vec<usize>, frame: &Bytes, now: Instant) -> usize {
+        let work = 1 + recipients.len();
         for &slot in &recipients {
             self.deliver(slot, frame, now);
         }
         recipients.clear();
         self.recipients = recipients;
+        work
     }
 
     /// Queues a shared frame for one recipient of a broadcast/publish, applying backpressure.
     fn deliver(&mut self, slot: usize, frame: &Bytes, now: Instant) {
-        let Some(conn) = self.entries[slot].conn.as_ref().filter(|c| c.is_open()) else { return };
-        if conn.out.bytes > 0 && conn.out.bytes + frame.len() > self.shared.max_buffered {
+        let Some(conn) = self.entries[slot].conn.as_ref().filter(|c| c.machine.is_open()) else { return };
+        let cost = conn.out.cost();
+        let full = cost > 0 && cost + frame.len() + super::out_queue::ENTRY_COST > self.shared.max_buffered;
+        if full || self.shared.total_over_limit() {
             match self.shared.backpressure {
                 BackpressurePolicy::Block => bump(&self.shared.counters.dropped_deliveries, 1),
-                BackpressurePolicy::Close => self.close_conn(slot, self.shared.backpressure_close_code, "send buffer full", now),
+                BackpressurePolicy::Close => {
+                    let code = self.shared.backpressure_close_code;
+                    self.drive(slot, now, |c, config, out| c.close(code, "send buffer full", config, now, out));
+                }
             }
             return;
         }
         bump(&self.shared.counters.messages_out, 1);
-        self.queue(slot, frame.clone(), false);
+        self.queue(slot, frame.clone());
     }
 
-    /// Appends a frame to a connection's queue. `counted`: the host already added it to the
-    /// slot's `buffered`.
-    fn queue(&mut self, slot: usize, frame: Bytes, counted: bool) {
-        if !counted {
-            self.shared.table.slot(slot).buffered.fetch_add(frame.len(), Ordering::AcqRel);
+    /// Appends bytes to a connection's queue and publishes its new cost.
+    fn queue(&mut self, slot: usize, bytes: Bytes) {
+        if let Some(conn) = self.entries[slot].conn.as_deref_mut() {
+            conn.out.push(bytes);
+            self.publish_cost(slot);
+            self.mark_dirty(slot);
         }
-        if let Some(conn) = self.entries[slot].conn.as_mut() {
-            conn.out.push(frame);
-        }
-        self.mark_dirty(slot);
     }
 
-    /// Server-initiated close of an open connection: send the close frame, wait for the reply.
-    fn close_conn(&mut self, slot: usize, code: u16, reason: &str, now: Instant) {
-        let deadline = now + self.config.close_timeout;
-        self.leave_open(slot);
-        self.queue(slot, close_frame(Some(code), reason), false);
-        if let Some(conn) = self.entries[slot].conn.as_mut() {
-            conn.phase = Phase::Closing { deadline, code, reason: reason.to_owned() };
+    /// Tells host threads (slot counter) and the server-wide total what the queue costs now.
+    fn publish_cost(&mut self, slot: usize) {
+        let Some(conn) = self.entries[slot].conn.as_deref_mut() else { return };
+        let cost = conn.out.cost();
+        let before = std::mem::replace(&mut conn.published_cost, cost);
+        if cost != before {
+            self.shared.table.slot(slot).queued.store(cost, Ordering::Release);
+            self.shared.adjust_total(before, cost);
         }
-        self.schedule(deadline);
     }
 
     fn begin_stop(&mut self, deadline: Instant, now: Instant) {
@@ -362,52 +439,30 @@ impl EventLoop {
             let _ = self.poll.registry().deregister(&mut listener);
         }
         for slot in 0..self.entries.len() {
-            match self.entries[slot].conn.as_ref().map(|c| &c.phase) {
-                Some(Phase::Handshake { .. }) => self.remove(slot),
-                Some(Phase::Approval { .. }) => self.refuse(slot, static_files::error_response(503, "server stopping"), now),
-                Some(Phase::Open) => {
-                    self.close_conn(slot, 1001, "server stopping", now);
-                    if let Some(Connection { phase: Phase::Closing { deadline: d, .. }, .. }) =
-                        self.entries[slot].conn.as_deref_mut()
-                    {
-                        *d = deadline;
-                    }
-                }
-                _ => {}
-            }
+            self.drive(slot, now, |c, config, out| c.stop(deadline, config, now, out));
         }
     }
 
     /// At the stop deadline: whatever is left is dropped, the host told.
-    fn abort_all(&mut self) {
+    fn abort_all(&mut self, now: Instant) {
         for slot in 0..self.entries.len() {
-            if let Some(conn) = self.entries[slot].conn.as_ref() {
-                let (code, reason) = match &conn.phase {
-                    Phase::Closing { code, reason, .. } => (*code, reason.clone()),
-                    _ => (1001, "server stopped".to_owned()),
-                };
-                if conn.announced && !matches!(conn.phase, Phase::Finishing { .. }) {
-                    self.report_close(conn.id, code, reason, false, CloseCause::Server);
-                }
-                self.remove(slot);
-            }
+            self.drive(slot, now, |c, _, out| c.abort(out));
         }
     }
 
-    /// Emits the one `Close` event of a connection and counts its cause.
-    fn report_close(&mut self, conn: ConnId, code: u16, reason: String, clean: bool, cause: CloseCause) {
-        let counters = &self.shared.counters;
-        let counter = match (cause, clean) {
-            (CloseCause::Policy, _) => &counters.closes_policy,
-            (_, true) => &counters.closes_clean,
-            (CloseCause::Protocol, false) => &counters.closes_protocol_error,
-            (CloseCause::Timeout, false) => &counters.closes_timeout,
-            (CloseCause::Dropped | CloseCause::Server | CloseCause::Clean, false) => &counters.closes_dropped,
-        };
-        bump(counter, 1);
-        // Every announced connection gets exactly one Close: the one place to stop counting it.
-        self.shared.counters.open_connections.fetch_sub(1, Ordering::Relaxed);
-        self.events.push(Event::Close { conn, code, reason, clean });
+    /// Closes the `Failing` connections whose earlier messages the host has handled (all of
+    /// them when `force`, and any whose deadline passed).
+    fn settle_failures(&mut self, now: Instant, force: bool) {
+        if self.failing.is_empty() {
+            return;
+        }
+        let settled = self.shared.events.settled();
+        let mut failing = std::mem::take(&mut self.failing);
+        failing.retain(|&slot| self.drive(slot, now, |c, config, out| c.settle(settled, force, config, now, out)).unwrap_or(false));
+        // Settling may have added none: nothing else pushes to `failing` meanwhile.
+        failing.append(&mut self.failing);
+        self.failing = failing;
+        self.shared.failing.store(self.failing.len(), Ordering::Release);
     }
 
     // ---- sockets ---------------------------------------------------------------------------
@@ -428,13 +483,19 @@ impl EventLoop {
                     return;
                 }
             };
-            if let Some(refusal) = self.admission(peer.ip(), now) {
+            if let Err(refusal) = self.admission.admit(peer.ip(), now) {
                 bump(&self.shared.counters.handshakes_rejected, 1);
-                let _ = super::transport::NoSigPipe(&stream).write(&[refusal.head, refusal.body].concat());
+                let _ = NoSigPipe(&stream).write(&[refusal.head, refusal.body].concat());
                 continue;
             }
             let _ = stream.set_nodelay(true);
-            let Ok(transport) = Transport::new(stream, self.tls.as_ref()) else { continue };
+            let transport = match Transport::new(stream, self.tls.as_ref()) {
+                Ok(t) => t,
+                Err(_) => {
+                    self.release(peer.ip(), now);
+                    continue;
+                }
+            };
             let slot = match self.free.pop() {
                 Some(slot) => slot,
                 None => {
@@ -442,45 +503,41 @@ impl EventLoop {
                     self.entries.len() - 1
                 }
             };
-            let deadline = now + self.config.handshake_timeout;
             let id = make_id(slot, self.entries[slot].generation);
-            let mut conn = Box::new(Connection::new(id, transport, peer, now, deadline));
+            let mut out = Outputs {
+                events: &mut self.events,
+                event_base: self.pushed_total,
+                actions: &mut self.actions,
+                queued: 0,
+                settled: 0,
+            };
+            let machine = Connection::accepted(id, peer, &self.config, now, &mut out);
+            let mut conn = Box::new(Conn {
+                machine,
+                transport,
+                out: OutQueue::default(),
+                published_cost: 0,
+                dirty: false,
+                shut_after_flush: false,
+                write_shut: false,
+            });
             let token = Token(slot + FIRST_CONN);
             if self.poll.registry().register(conn.transport.tcp(), token, Interest::READABLE | Interest::WRITABLE).is_err() {
+                self.actions.clear();
                 self.free.push(slot);
+                self.release(peer.ip(), now);
                 continue;
             }
-            if self.config.max_messages_per_sec > 0 || self.config.max_bytes_per_sec > 0 {
-                conn.rate = Some(Box::new(ConnRate {
-                    messages: TokenBucket::full(f64::from(self.config.max_messages_per_sec), now),
-                    bytes: TokenBucket::full(self.config.max_bytes_per_sec as f64, now),
-                }));
-            }
+            self.shared.table.slot(slot).live.store(id, Ordering::Release);
             self.entries[slot].conn = Some(conn);
-            self.live += 1;
-            // `admission` created the address's entry.
-            if let Some(ip) = self.ips.get_mut(&peer.ip()) {
-                ip.connections += 1;
-            }
-            self.schedule(deadline);
+            self.apply(slot, now);
         }
     }
 
-    /// Connection-level limits checked before anything is read: total, per IP, handshake rate.
-    fn admission(&mut self, ip: IpAddr, now: Instant) -> Option<StaticResponse> {
-        if self.live >= self.config.max_connections {
-            return Some(static_files::error_response(503, "too many connections"));
+    fn release(&mut self, ip: std::net::IpAddr, now: Instant) {
+        if let Some(at) = self.admission.release(ip, now) {
+            self.schedule(at);
         }
-        let per_ip = self.config.max_connections_per_ip;
-        let rate = f64::from(self.config.max_handshakes_per_ip_per_sec);
-        let state = self.ips.entry(ip).or_insert_with(|| IpState { connections: 0, handshakes: TokenBucket::full(rate, now) });
-        if per_ip > 0 && state.connections >= per_ip {
-            return Some(static_files::error_response(429, "too many connections from this address"));
-        }
-        if rate > 0.0 && !state.handshakes.take(rate, 1.0, now) {
-            return Some(static_files::error_response(429, "too many new connections from this address"));
-        }
-        None
     }
 
     /// Reads what the socket has. `drain`: keep reading to EAGAIN/EOF even after a short read.
@@ -496,18 +553,16 @@ impl EventLoop {
         }
         let mut budget = READ_BUDGET;
         let mut buf = std::mem::take(&mut self.read_buf);
-        while let Some(conn) = self.entries.get_mut(slot).and_then(|e| e.conn.as_mut()) {
+        while let Some(conn) = self.entries.get_mut(slot).and_then(|e| e.conn.as_deref_mut()) {
             match conn.transport.read(&mut buf) {
                 Ok(0) => {
-                    self.on_disconnect(slot);
+                    self.drive(slot, now, |c, _, out| c.on_disconnect(out));
                     break;
                 }
                 Ok(n) => {
-                    conn.last_seen = now;
-                    conn.ping_sent = None;
                     bump(&self.shared.counters.bytes_in, n as u64);
                     let plain = matches!(conn.transport, Transport::Plain(_));
-                    self.on_bytes(slot, &buf[..n], now);
+                    self.drive(slot, now, |c, config, out| c.on_bytes(&buf[..n], config, now, out));
                     // A short read from TCP drained the socket: skip the read that would only
                     // say EAGAIN (data arriving later raises a new edge). TLS may hold more
                     // plaintext, and a FIN/RST seen with this event raises no new edge, so
@@ -524,250 +579,16 @@ impl EventLoop {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => {
-                    self.on_disconnect(slot);
+                    self.drive(slot, now, |c, _, out| c.on_disconnect(out));
                     break;
                 }
             }
         }
-        if matches!(self.entries.get(slot).and_then(|e| e.conn.as_deref()), Some(Connection { transport: Transport::Tls(_), .. })) {
+        if matches!(self.entries.get(slot).and_then(|e| e.conn.as_deref()), Some(Conn { transport: Transport::Tls(_), .. })) {
             // TLS may have produced handshake records or alerts to send.
             self.mark_dirty(slot);
         }
         self.read_buf = buf;
-    }
-
-    fn on_bytes(&mut self, slot: usize, data: &[u8], now: Instant) {
-        let Some(conn) = self.entries[slot].conn.as_mut() else { return };
-        match &mut conn.phase {
-            Phase::Handshake { request, .. } => {
-                request.extend_from_slice(data);
-                match parse_request(request, self.config.max_header_bytes) {
-                    RequestHead::Partial => {}
-                    RequestHead::Upgrade { request: upgrade, consumed } => {
-                        let early = request.split_off(consumed);
-                        self.on_upgrade_request(slot, upgrade, early, now);
-                    }
-                    RequestHead::Http { method, target } => {
-                        let response = match &self.static_root {
-                            Some(root) => static_files::respond(root, &method, &target, self.config.max_static_file_bytes),
-                            None => static_files::upgrade_required(),
-                        };
-                        self.respond_and_finish(slot, response, now);
-                    }
-                    RequestHead::Refuse { status: 426, .. } => self.refuse(slot, static_files::upgrade_required(), now),
-                    RequestHead::Refuse { status, reason } => {
-                        self.refuse(slot, static_files::error_response(status, reason), now)
-                    }
-                }
-            }
-            Phase::Approval { early, .. } => {
-                if early.len() + data.len() > self.config.max_header_bytes {
-                    self.remove(slot);
-                } else {
-                    early.extend_from_slice(data);
-                }
-            }
-            Phase::Open | Phase::Closing { .. } => self.on_frames(slot, data, now),
-            Phase::Failing { .. } | Phase::Finishing { .. } => {}
-        }
-    }
-
-    /// A valid upgrade request: check the origin, then accept or ask the host.
-    fn on_upgrade_request(&mut self, slot: usize, request: UpgradeRequest, early: Vec<u8>, now: Instant) {
-        let allowed = &self.config.allowed_origins;
-        if !allowed.is_empty() && request.header("Origin").is_some_and(|o| !allowed.iter().any(|a| a == o)) {
-            return self.refuse(slot, static_files::error_response(403, "origin not allowed"), now);
-        }
-        if !self.config.approve_handshakes {
-            let protocol = choose_protocol(&self.config.subprotocols, &request.protocols).map(str::to_owned);
-            return self.upgrade(slot, request, protocol, early, now);
-        }
-        let Some(conn) = self.entries[slot].conn.as_mut() else { return };
-        let deadline = now + self.config.approval_timeout;
-        self.events.push(Event::Handshake {
-            conn: conn.id,
-            peer: conn.peer,
-            path: request.path.clone(),
-            headers: request.headers.clone(),
-            protocols: request.protocols.clone(),
-        });
-        self.shared.table.slot(slot).pending.store(conn.id, Ordering::Release);
-        conn.phase = Phase::Approval { request: Box::new(request), early, deadline };
-        self.schedule(deadline);
-    }
-
-    /// Completes the upgrade: 101, `Open` event, then any frames that came with the request.
-    fn upgrade(&mut self, slot: usize, request: UpgradeRequest, protocol: Option<String>, early: Vec<u8>, now: Instant) {
-        let Some(conn) = self.entries[slot].conn.as_mut() else { return };
-        conn.phase = Phase::Open;
-        conn.announced = true;
-        let (id, peer) = (conn.id, conn.peer);
-        self.queue(slot, Bytes::from(accept_response(&request.key, protocol.as_deref())), false);
-        let shared = self.shared.table.slot(slot);
-        shared.pending.store(0, Ordering::Release);
-        shared.id.store(id, Ordering::Release);
-        bump(&self.shared.counters.handshakes_accepted, 1);
-        bump(&self.shared.counters.open_connections, 1);
-        self.events.push(Event::Open { conn: id, peer, path: request.path, protocol, headers: request.headers });
-        if !self.config.ping_interval.is_zero() {
-            self.schedule(now + self.config.ping_interval);
-        }
-        if !early.is_empty() {
-            self.on_frames(slot, &early, now);
-        }
-    }
-
-    /// Answers an upgrade attempt with an HTTP error and hangs up.
-    fn refuse(&mut self, slot: usize, response: StaticResponse, now: Instant) {
-        debug_assert!(response.status >= 400, "a refusal is an HTTP error");
-        bump(&self.shared.counters.handshakes_rejected, 1);
-        self.respond_and_finish(slot, response, now);
-    }
-
-    fn respond_and_finish(&mut self, slot: usize, response: StaticResponse, now: Instant) {
-        self.shared.table.slot(slot).pending.store(0, Ordering::Release);
-        self.queue(slot, Bytes::from(response.head), false);
-        if !response.body.is_empty() {
-            self.queue(slot, Bytes::from(response.body), false);
-        }
-        self.finish(slot, now);
-    }
-
-    /// Decodes WebSocket traffic and acts on it.
-    fn on_frames(&mut self, slot: usize, data: &[u8], now: Instant) {
-        let Some(conn) = self.entries[slot].conn.as_mut() else { return };
-        let mut incoming = std::mem::take(&mut self.incoming);
-        let outcome = conn.decoder.feed(data, &self.limits, &mut incoming);
-        let id = conn.id;
-        for item in incoming.drain(..) {
-            let Some(conn) = self.entries[slot].conn.as_mut() else { break };
-            let open = match &conn.phase {
-                Phase::Open => true,
-                Phase::Closing { .. } => false,
-                _ => break,
-            };
-            match item {
-                Incoming::Message { is_text, data } if open => {
-                    if let Some(rate) = conn.rate.as_deref_mut() {
-                        let (msgs, bytes) = (f64::from(self.config.max_messages_per_sec), self.config.max_bytes_per_sec as f64);
-                        let within = (msgs == 0.0 || rate.messages.take(msgs, 1.0, now))
-                            && (bytes == 0.0 || rate.bytes.take(bytes, data.len() as f64, now));
-                        if !within {
-                            match self.config.rate_limit_policy {
-                                RateLimitPolicy::Drop => bump(&self.shared.counters.rate_limited, 1),
-                                RateLimitPolicy::Close => self.close_conn(slot, 1008, "rate limit exceeded", now),
-                            }
-                            continue;
-                        }
-                    }
-                    bump(&self.shared.counters.messages_in, 1);
-                    self.events.push(Event::Message { conn: id, data, is_text });
-                    conn.last_message_seq = self.pushed_total + self.events.len() as u64;
-                }
-                Incoming::Message { .. } => {}
-                // A peer that pings but never reads must not grow our queue without bound;
-                // RFC 6455 lets us answer only the most recent ping anyway.
-                Incoming::Ping(payload) if open && conn.out.bytes <= self.shared.max_buffered => {
-                    self.queue(slot, pong_frame(&payload), false)
-                }
-                Incoming::Ping(_) => {}
-                Incoming::Pong(_) => conn.ping_sent = None,
-                Incoming::Close(status) => {
-                    if open {
-                        // The peer closes: echo its code, report it, hang up after the reply.
-                        let (code, reason) = status.clone().unwrap_or((1005, String::new()));
-                        self.leave_open(slot);
-                        self.queue(slot, close_frame(status.map(|(c, _)| c), ""), false);
-                        self.report_close(id, code, reason, true, CloseCause::Clean);
-                    } else if let Phase::Closing { code, reason, .. } = std::mem::replace(&mut conn.phase, Phase::Open) {
-                        self.report_close(id, code, reason, true, CloseCause::of_server_close(code, CloseCause::Clean));
-                    }
-                    self.finish(slot, now);
-                }
-            }
-        }
-        self.incoming = incoming;
-        if let Err(violation) = outcome {
-            self.fail(slot, violation, now);
-        }
-    }
-
-    /// The peer broke the protocol: close with the prescribed code and stop listening to it.
-    /// Messages before the violation that the host has not finished with get their replies
-    /// out first: the connection waits in `Failing` until the host polls again (bounded).
-    fn fail(&mut self, slot: usize, violation: Violation, now: Instant) {
-        let Some(conn) = self.entries[slot].conn.as_mut() else { return };
-        if matches!(conn.phase, Phase::Open) && conn.last_message_seq > self.shared.events.settled() {
-            let deadline = now + self.config.close_timeout;
-            let after = conn.last_message_seq;
-            conn.phase = Phase::Failing { code: violation.code, reason: violation.reason, after, deadline };
-            self.failing.push(slot);
-            self.shared.failing.store(self.failing.len(), Ordering::Release);
-            self.schedule(deadline);
-            return;
-        }
-        self.fail_now(slot, violation, now);
-    }
-
-    fn fail_now(&mut self, slot: usize, violation: Violation, now: Instant) {
-        let Some(conn) = self.entries[slot].conn.as_mut() else { return };
-        let id = conn.id;
-        match std::mem::replace(&mut conn.phase, Phase::Open) {
-            Phase::Open | Phase::Failing { .. } => {
-                self.leave_open(slot);
-                self.queue(slot, close_frame(Some(violation.code), violation.reason), false);
-                self.report_close(id, violation.code, violation.reason.to_owned(), false, CloseCause::Protocol);
-            }
-            Phase::Closing { code, reason, .. } => self.report_close(id, code, reason, false, CloseCause::Protocol),
-            other => conn.phase = other,
-        }
-        self.finish(slot, now);
-    }
-
-    /// Closes the `Failing` connections whose earlier messages the host has handled (all of
-    /// them when `force`, and any whose deadline passed).
-    fn settle_failures(&mut self, now: Instant, force: bool) {
-        if self.failing.is_empty() {
-            return;
-        }
-        let settled = self.shared.events.settled();
-        let mut failing = std::mem::take(&mut self.failing);
-        failing.retain(|&slot| {
-            let Some(conn) = self.entries[slot].conn.as_ref() else { return false };
-            let Phase::Failing { code, reason, after, deadline } = conn.phase else { return false };
-            if force || settled >= after || now >= deadline {
-                self.fail_now(slot, Violation { code, reason }, now);
-                return false;
-            }
-            true
-        });
-        self.failing = failing;
-        self.shared.failing.store(self.failing.len(), Ordering::Release);
-    }
-
-    /// Enters `Finishing`: flush, FIN, wait for the peer to hang up (bounded).
-    fn finish(&mut self, slot: usize, now: Instant) {
-        let deadline = now + self.config.close_timeout;
-        if let Some(conn) = self.entries[slot].conn.as_mut() {
-            conn.phase = Phase::Finishing { deadline };
-        }
-        self.mark_dirty(slot);
-        self.schedule(deadline);
-    }
-
-    /// EOF or a socket error.
-    fn on_disconnect(&mut self, slot: usize) {
-        let Some(conn) = self.entries[slot].conn.as_ref() else { return };
-        let report = match &conn.phase {
-            Phase::Open => Some((1006, "connection lost".to_owned())),
-            Phase::Closing { code, reason, .. } => Some((*code, reason.clone())),
-            Phase::Failing { code, reason, .. } => Some((*code, (*reason).to_owned())),
-            _ => None,
-        };
-        if let Some((code, reason)) = report {
-            self.report_close(conn.id, code, reason, false, CloseCause::of_server_close(code, CloseCause::Dropped));
-        }
-        self.remove(slot);
     }
 
     fn mark_dirty(&mut self, slot: usize) {
@@ -781,85 +602,60 @@ impl EventLoop {
 
     fn flush_dirty(&mut self) {
         let mut dirty = std::mem::take(&mut self.dirty);
+        let now = Instant::now();
         for &slot in &dirty {
-            self.flush(slot);
+            self.flush(slot, now);
         }
         dirty.clear();
+        // Flushing may have marked others (none today); keep them for the next turn.
+        dirty.append(&mut self.dirty);
         self.dirty = dirty;
     }
 
-    fn flush(&mut self, slot: usize) {
-        let Some(conn) = self.entries[slot].conn.as_mut() else { return };
+    fn flush(&mut self, slot: usize, now: Instant) {
+        let Some(conn) = self.entries[slot].conn.as_deref_mut() else { return };
         conn.dirty = false;
         let written = match conn.out.flush(&mut conn.transport).and_then(|n| conn.transport.flush().map(|()| n)) {
             Ok(n) => n,
-            Err(_) => return self.on_disconnect(slot),
+            Err(_) => {
+                self.drive(slot, now, |c, _, out| c.on_disconnect(out));
+                return;
+            }
         };
         if written > 0 {
             bump(&self.shared.counters.bytes_out, written as u64);
+            self.publish_cost(slot);
+            let Some(conn) = self.entries[slot].conn.as_deref_mut() else { return };
             let shared = self.shared.table.slot(slot);
-            let left = shared.buffered.fetch_sub(written, Ordering::AcqRel) - written;
-            if left <= self.shared.max_buffered / 2 && conn.is_open() && shared.blocked.swap(false, Ordering::AcqRel) {
-                self.events.push(Event::Drain { conn: conn.id });
+            let left = conn.published_cost + shared.in_flight.load(Ordering::Acquire);
+            if left <= self.shared.max_buffered / 2 && conn.machine.is_open() && shared.blocked.swap(false, Ordering::AcqRel) {
+                self.events.push(Event::Drain { conn: conn.machine.id });
             }
         }
-        if conn.out.is_empty() && !conn.write_shut && matches!(conn.phase, Phase::Finishing { .. }) {
+        let Some(conn) = self.entries[slot].conn.as_deref_mut() else { return };
+        if conn.out.is_empty() && conn.shut_after_flush && !conn.write_shut {
             conn.write_shut = true;
             conn.transport.shutdown_write();
         }
     }
 
-    /// The connection stops being open for the host: sends now fail, topics are left.
-    fn leave_open(&mut self, slot: usize) {
-        let Some(conn) = self.entries[slot].conn.as_mut() else { return };
-        let id = conn.id;
-        let _ = self.shared.table.slot(slot).id.compare_exchange(id, 0, Ordering::AcqRel, Ordering::Acquire);
-        for topic in std::mem::take(&mut conn.topics) {
-            self.leave_topic(&topic, id);
-        }
-    }
-
-    fn leave_topic(&mut self, topic: &Arc<str>, conn: ConnId) {
-        if let Some(members) = self.topics.get_mut(topic) {
-            members.remove(&conn);
-            if members.is_empty() {
-                self.topics.remove(topic);
-            }
-        }
-    }
-
-    fn remove(&mut self, slot: usize) {
-        self.leave_open(slot);
+    fn remove(&mut self, slot: usize, now: Instant) {
         let Some(mut conn) = self.entries[slot].conn.take() else { return };
+        let id = conn.machine.id;
         let _ = self.poll.registry().deregister(conn.transport.tcp());
-        if !conn.announced && matches!(conn.phase, Phase::Handshake { .. } | Phase::Approval { .. }) {
-            bump(&self.shared.counters.handshakes_rejected, 1);
-        }
-        let dropped = conn.out.discard();
+        self.topics.leave_all(id, |_| {});
+        conn.out.discard();
+        self.shared.adjust_total(conn.published_cost, 0);
         let shared = self.shared.table.slot(slot);
-        shared.buffered.fetch_sub(dropped, Ordering::AcqRel);
+        let _ = shared.id.compare_exchange(id, 0, Ordering::AcqRel, Ordering::Acquire);
+        shared.live.store(0, Ordering::Release);
+        shared.queued.store(0, Ordering::Release);
         shared.blocked.store(false, Ordering::Release);
         shared.pending.store(0, Ordering::Release);
-        self.release_ip(conn.peer.ip());
+        self.release(conn.machine.peer.ip(), now);
         let entry = &mut self.entries[slot];
         entry.generation = entry.generation.checked_add(1).unwrap_or(1);
         self.free.push(slot);
-        self.live -= 1;
-    }
-
-    /// One connection from `ip` is gone; forget the address once nothing is left to remember.
-    fn release_ip(&mut self, ip: IpAddr) {
-        let rate = f64::from(self.config.max_handshakes_per_ip_per_sec);
-        let now = Instant::now();
-        let Some(state) = self.ips.get_mut(&ip) else { return };
-        state.connections -= 1;
-        if state.connections == 0 {
-            if state.handshakes.is_full(rate, now) {
-                self.ips.remove(&ip);
-            } else {
-                self.schedule(now + Duration::from_secs(1));
-            }
-        }
     }
 
     // ---- timers ----------------------------------------------------------------------------
@@ -870,65 +666,16 @@ impl EventLoop {
 
     /// Acts on every due deadline and finds the next one.
     fn sweep(&mut self, now: Instant) {
-        let mut next: Option<Instant> = None;
-        let ping_interval = self.config.ping_interval;
-        let pong_timeout = self.config.pong_timeout;
+        self.next_sweep = None;
+        let mut next = self.admission.forget_idle(now);
         for slot in 0..self.entries.len() {
-            let Some(conn) = self.entries[slot].conn.as_mut() else { continue };
-            let due = match &conn.phase {
-                Phase::Handshake { deadline, .. } | Phase::Finishing { deadline } if now >= *deadline => {
-                    self.remove(slot);
-                    None
-                }
-                Phase::Approval { deadline, .. } if now >= *deadline => {
-                    self.refuse(slot, static_files::error_response(503, "handshake not approved in time"), now);
-                    Some(now + self.config.close_timeout)
-                }
-                Phase::Closing { deadline, code, reason } if now >= *deadline => {
-                    let (id, code, reason) = (conn.id, *code, reason.clone());
-                    self.report_close(id, code, reason, false, CloseCause::of_server_close(code, CloseCause::Timeout));
-                    self.remove(slot);
-                    None
-                }
-                Phase::Handshake { deadline, .. }
-                | Phase::Approval { deadline, .. }
-                | Phase::Finishing { deadline }
-                | Phase::Closing { deadline, .. }
-                | Phase::Failing { deadline, .. } => Some(*deadline),
-                Phase::Open if ping_interval.is_zero() => None,
-                Phase::Open => match conn.ping_sent {
-                    Some(sent) if now >= sent + pong_timeout => {
-                        // The peer stopped answering: drop it without a handshake.
-                        let id = conn.id;
-                        self.report_close(id, 1006, "ping timeout".to_owned(), false, CloseCause::Timeout);
-                        self.remove(slot);
-                        None
-                    }
-                    Some(sent) => Some(sent + pong_timeout),
-                    None if now >= conn.last_seen + ping_interval => {
-                        conn.ping_sent = Some(now);
-                        self.queue(slot, ping_frame(b""), false);
-                        Some(now + pong_timeout)
-                    }
-                    None => Some(conn.last_seen + ping_interval),
-                },
-            };
-            if let Some(due) = due {
+            if let Some(Some(due)) = self.drive(slot, now, |c, config, out| c.on_timer(config, now, out)) {
                 next = Some(next.map_or(due, |n| n.min(due)));
             }
         }
-        // Forget addresses with no connections whose handshake bucket has refilled.
-        let rate = f64::from(self.config.max_handshakes_per_ip_per_sec);
-        let mut refilling = false;
-        self.ips.retain(|_, ip| {
-            let keep = ip.connections > 0 || !ip.handshakes.is_full(rate, now);
-            refilling |= keep && ip.connections == 0;
-            keep
-        });
-        if refilling {
-            let soon = now + Duration::from_secs(1);
-            next = Some(next.map_or(soon, |n| n.min(soon)));
+        // `drive` may have scheduled earlier deadlines meanwhile; keep the earliest.
+        if let Some(due) = next {
+            self.schedule(due);
         }
-        self.next_sweep = next;
     }
 }

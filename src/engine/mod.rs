@@ -2,11 +2,14 @@
 //! socket and every connection. Host threads reach it only through [`Shared`]: commands over a
 //! channel plus a waker, the connection table for synchronous checks, and the event queue.
 
+pub mod admission;
 pub mod connection;
 pub mod event_loop;
 pub mod events;
+pub mod out_queue;
 pub mod rate;
 pub mod slots;
+pub mod topics;
 pub mod transport;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -22,7 +25,7 @@ use crate::event::ConnId;
 
 /// What host threads ask of the loop.
 pub enum Command {
-    /// `frame` is already counted in the slot's `buffered`.
+    /// `frame` is already counted in the slot's `in_flight`.
     Send { conn: ConnId, frame: Bytes },
     /// To every open connection but `except` (0: none).
     Broadcast { frame: Bytes, except: ConnId },
@@ -30,11 +33,34 @@ pub enum Command {
     Subscribe { conn: ConnId, topic: Arc<str> },
     Unsubscribe { conn: ConnId, topic: Arc<str> },
     Close { conn: ConnId, code: u16, reason: String },
+    /// Drop the TCP connection without a close handshake (reported as 1006).
+    Terminate { conn: ConnId },
     /// Answer to a handshake awaiting approval; `protocol` must be one the client offered.
     Accept { conn: ConnId, protocol: Option<String> },
     Reject { conn: ConnId, status: u16, body: String },
     /// Close every connection with 1001, flush, and exit by `deadline`.
     Stop { deadline: Instant },
+    /// Test-only fault hook: the loop thread panics (see `Server::inject_loop_panic`).
+    Panic,
+}
+
+/// What a command costs in memory while it waits in the channel (the bound on host floods).
+pub fn command_cost(command: &Command) -> usize {
+    const BASE: usize = 96;
+    BASE + match command {
+        Command::Send { frame, .. } | Command::Broadcast { frame, .. } => frame.len(),
+        Command::Publish { topic, frame } => topic.len() + frame.len(),
+        Command::Subscribe { topic, .. } | Command::Unsubscribe { topic, .. } => topic.len(),
+        Command::Close { reason, .. } => reason.len(),
+        Command::Accept { protocol, .. } => protocol.as_ref().map_or(0, String::len),
+        Command::Reject { body, .. } => body.len(),
+        Command::Terminate { .. } | Command::Stop { .. } | Command::Panic => 0,
+    }
+}
+
+/// What a frame sent to one connection costs in its queue (see `out_queue::ENTRY_COST`).
+pub fn frame_cost(frame: &Bytes) -> usize {
+    frame.len() + out_queue::ENTRY_COST
 }
 
 /// Counters kept by the loop, readable from any thread (see [`crate::Stats`]).
@@ -54,6 +80,8 @@ pub struct Counters {
     pub closes_timeout: AtomicU64,
     pub closes_dropped: AtomicU64,
     pub closes_policy: AtomicU64,
+    /// Host commands refused because the channel to the loop was full.
+    pub dropped_commands: AtomicU64,
 }
 
 /// Adds to a counter (the loop is the only writer; relaxed is enough).
@@ -79,6 +107,9 @@ impl Counters {
             closes_timeout: get(&self.closes_timeout),
             closes_dropped: get(&self.closes_dropped),
             closes_policy: get(&self.closes_policy),
+            dropped_commands: get(&self.dropped_commands),
+            queued_bytes: 0,
+            queued_command_bytes: 0,
         }
     }
 }
@@ -88,7 +119,18 @@ pub struct Shared {
     pub table: slots::ConnTable,
     pub events: events::EventQueue,
     pub counters: Counters,
+    /// Per-connection queue cap (`max_buffered_bytes`), in queue cost.
     pub max_buffered: usize,
+    /// Server-wide cap on the cost of every send queue (`max_total_buffered_bytes`).
+    pub max_total_buffered: usize,
+    /// Cost of every send queue now.
+    total_queued: AtomicUsize,
+    /// Cap on the cost of commands waiting in the channel (`max_queued_command_bytes`).
+    max_command_bytes: usize,
+    /// Cost of the commands waiting in the channel now.
+    command_bytes: AtomicUsize,
+    /// The loop thread panicked: every call fails with `Error::Panic` from now on.
+    panicked: AtomicBool,
     pub backpressure: BackpressurePolicy,
     pub backpressure_close_code: u16,
     commands: Sender<Command>,
@@ -101,6 +143,47 @@ pub struct Shared {
     /// Connections in `Phase::Failing`: each poll wakes the loop to settle them.
     pub failing: AtomicUsize,
     pub max_pending_event_bytes: usize,
+    /// Host values attached to connections (`set_user_data`), kept on the host side.
+    pub user_data: UserData,
+}
+
+/// Values hosts attach to connection ids. Ids are never reused, so a map by id cannot hand a
+/// value to the wrong connection; entries go after the connection's `Close` was polled.
+#[derive(Default)]
+pub struct UserData {
+    map: std::sync::Mutex<std::collections::HashMap<ConnId, usize>>,
+    count: AtomicUsize,
+}
+
+impl UserData {
+    pub fn set(&self, conn: ConnId, value: usize) {
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        map.insert(conn, value);
+        self.count.store(map.len(), Ordering::Release);
+    }
+
+    pub fn get(&self, conn: ConnId) -> Option<usize> {
+        if self.is_empty() {
+            return None;
+        }
+        self.map.lock().unwrap_or_else(|e| e.into_inner()).get(&conn).copied()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count.load(Ordering::Acquire) == 0
+    }
+
+    /// Drops the values of `closed` (emptying it).
+    pub fn forget(&self, closed: &mut Vec<ConnId>) {
+        if closed.is_empty() {
+            return;
+        }
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        for conn in closed.drain(..) {
+            map.remove(&conn);
+        }
+        self.count.store(map.len(), Ordering::Release);
+    }
 }
 
 impl Shared {
@@ -110,6 +193,11 @@ impl Shared {
             events: events::EventQueue::new()?,
             counters: Counters::default(),
             max_buffered: config.max_buffered_bytes,
+            max_total_buffered: config.max_total_buffered_bytes,
+            total_queued: AtomicUsize::new(0),
+            max_command_bytes: config.max_queued_command_bytes,
+            command_bytes: AtomicUsize::new(0),
+            panicked: AtomicBool::new(false),
             backpressure: config.backpressure,
             backpressure_close_code: config.backpressure_close_code,
             commands,
@@ -119,17 +207,79 @@ impl Shared {
             reads_paused: AtomicBool::new(false),
             failing: AtomicUsize::new(0),
             max_pending_event_bytes: config.max_pending_event_bytes,
+            user_data: UserData::default(),
         })
     }
 
-    /// Queues a command and wakes the loop (one syscall per burst, not per command).
+    /// Queues a command and wakes the loop (one syscall per burst, not per command). A host
+    /// that outruns the loop gets `WouldBlock` once the waiting commands cost
+    /// `max_queued_command_bytes` (counted in `dropped_commands`); memory stays bounded.
     pub fn submit(&self, command: Command) -> Result<(), Error> {
+        self.check_running()?;
+        let cost = command_cost(&command);
+        let before = self.command_bytes.fetch_add(cost, Ordering::AcqRel);
+        if before > 0 && before + cost > self.max_command_bytes {
+            self.command_bytes.fetch_sub(cost, Ordering::AcqRel);
+            bump(&self.counters.dropped_commands, 1);
+            return Err(Error::WouldBlock);
+        }
+        if self.commands.send(command).is_err() {
+            self.command_bytes.fetch_sub(cost, Ordering::AcqRel);
+            return Err(self.check_running().err().unwrap_or(Error::Stopped));
+        }
+        self.wake();
+        Ok(())
+    }
+
+    /// The loop took `command` off the channel.
+    pub fn command_done(&self, command: &Command) {
+        self.command_bytes.fetch_sub(command_cost(command), Ordering::AcqRel);
+        if let Command::Send { conn, frame } = command {
+            self.table.slot(slots::slot_of(*conn)).in_flight.fetch_sub(frame_cost(frame), Ordering::AcqRel);
+        }
+    }
+
+    /// `Stopped` after a stop, `Panic` after the loop thread panicked.
+    pub fn check_running(&self) -> Result<(), Error> {
+        if self.panicked.load(Ordering::Acquire) {
+            return Err(Error::Panic("the event loop thread panicked; the server is unusable".to_owned()));
+        }
         if self.stop_requested.load(Ordering::Acquire) {
             return Err(Error::Stopped);
         }
-        self.commands.send(command).map_err(|_| Error::Stopped)?;
-        self.wake();
         Ok(())
+    }
+
+    /// The loop thread died of a panic: fail every later call and release pollers.
+    pub fn mark_panicked(&self) {
+        self.panicked.store(true, Ordering::Release);
+        self.events.close();
+    }
+
+    pub fn has_panicked(&self) -> bool {
+        self.panicked.load(Ordering::Acquire)
+    }
+
+    /// A queue's cost went from `before` to `after`.
+    pub fn adjust_total(&self, before: usize, after: usize) {
+        if after > before {
+            self.total_queued.fetch_add(after - before, Ordering::AcqRel);
+        } else {
+            self.total_queued.fetch_sub(before - after, Ordering::AcqRel);
+        }
+    }
+
+    /// Every send queue together costs more than `max_total_buffered_bytes`.
+    pub fn total_over_limit(&self) -> bool {
+        self.total_queued.load(Ordering::Acquire) > self.max_total_buffered
+    }
+
+    /// The counters, with the queue gauges.
+    pub fn stats(&self) -> crate::Stats {
+        let mut stats = self.counters.snapshot();
+        stats.queued_bytes = self.total_queued.load(Ordering::Acquire) as u64;
+        stats.queued_command_bytes = self.command_bytes.load(Ordering::Acquire) as u64;
+        stats
     }
 
     /// Called after the host took events: resumes reading once the backlog is half gone.

@@ -40,13 +40,6 @@ pub struct ConnRate {
     pub bytes: TokenBucket,
 }
 
-/// What the loop remembers per client IP address.
-#[derive(Debug)]
-pub struct IpState {
-    pub connections: u32,
-    pub handshakes: TokenBucket,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

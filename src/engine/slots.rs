@@ -1,5 +1,5 @@
 //! The connection table shared between host threads and the loop: for every slot, the id of
-//! the connection that is open in it (0 when none) and the bytes queued for it. Host threads
+//! the connection that is open in it (0 when none) and what is queued for it. Host threads
 //! use it to refuse stale ids and full queues synchronously, without a round trip to the loop.
 //!
 //! Storage is chunked and allocated on first use, so a server configured for many
@@ -19,9 +19,13 @@ pub const MAX_SLOTS: usize = CHUNK * CHUNKS;
 pub struct SlotShared {
     /// Id of the open connection in this slot, 0 when the slot holds none (or it is closing).
     pub id: AtomicU64,
-    /// Bytes of frames accepted for this slot and not yet written or discarded. Every add has
-    /// exactly one matching subtract, whichever connection occupies the slot by then.
-    pub buffered: AtomicUsize,
+    /// Id of the connection in this slot whatever its phase (handshake to removal), 0 when none.
+    pub live: AtomicU64,
+    /// Cost of the slot's send queue, as the loop last published it.
+    pub queued: AtomicUsize,
+    /// Cost of frames host threads sent to this slot that the loop has not taken yet. Every
+    /// add has exactly one matching subtract, whichever connection occupies the slot by then.
+    pub in_flight: AtomicUsize,
     /// A send was refused for a full queue; the loop reports `Drain` when it empties.
     pub blocked: AtomicBool,
     /// Id of the connection in this slot awaiting handshake approval, 0 when none.
@@ -60,6 +64,11 @@ impl ConnTable {
     /// The slot of `conn` if `conn` awaits handshake approval right now.
     pub fn pending(&self, conn: ConnId) -> Option<&SlotShared> {
         self.existing(slot_of(conn)).filter(|s| conn != 0 && s.pending.load(Ordering::Acquire) == conn)
+    }
+
+    /// The slot of `conn` if `conn` exists (any phase) right now.
+    pub fn live(&self, conn: ConnId) -> Option<&SlotShared> {
+        self.existing(slot_of(conn)).filter(|s| conn != 0 && s.live.load(Ordering::Acquire) == conn)
     }
 
     /// The slot of `conn` if `conn` is open right now.

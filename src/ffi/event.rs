@@ -1,7 +1,7 @@
 //! `wsembed_event`: what `wsembed_server_poll` fills in, and the storage that keeps its
 //! pointers valid until the next poll.
 
-use std::ffi::{c_char, CString};
+use std::ffi::{c_char, c_void, CString};
 
 use crate::event::Event;
 
@@ -23,6 +23,11 @@ pub enum wsembed_event_kind {
     /// `headers` and `protocols` are set. Answer with `wsembed_server_accept` or
     /// `wsembed_server_reject`; OPEN follows an accept.
     WSEMBED_EVENT_HANDSHAKE = 6,
+    /// The peer sent a ping (already answered); payload in `data`/`len`. Only with option
+    /// `ping_events`.
+    WSEMBED_EVENT_PING = 7,
+    /// The peer sent a pong; payload in `data`/`len`. Only with option `ping_events`.
+    WSEMBED_EVENT_PONG = 8,
 }
 
 /// One request header of an OPEN event (both strings NUL-terminated).
@@ -56,8 +61,13 @@ pub struct wsembed_event {
     /// OPEN/HANDSHAKE: request headers in the order received (Cookie, Authorization, Origin...).
     pub headers: *const wsembed_header,
     pub header_count: usize,
-    /// HANDSHAKE: the subprotocols the client offered, comma-separated, or NULL for none.
-    pub protocols: *const c_char,
+    /// HANDSHAKE: the subprotocols the client offered, in its order (`protocol_count`
+    /// NUL-terminated strings; NULL when none).
+    pub protocols: *const *const c_char,
+    pub protocol_count: usize,
+    /// What the host attached with `wsembed_server_set_user_data` (NULL if nothing), in every
+    /// event of the connection after the call, its CLOSE included.
+    pub user_data: *mut c_void,
 }
 
 /// Owns what the last batch's pointers point to.
@@ -66,6 +76,7 @@ pub(crate) struct Batch {
     pub events: Vec<Event>,
     strings: Vec<CString>,
     headers: Vec<Vec<wsembed_header>>,
+    lists: Vec<Vec<*const c_char>>,
 }
 
 // The raw pointers inside point into `strings`/`events`, owned by the same Batch.
@@ -81,6 +92,7 @@ impl Batch {
         self.events.clear();
         self.strings.clear();
         self.headers.clear();
+        self.lists.clear();
     }
 
     fn keep(&mut self, s: &str) -> *const c_char {
@@ -100,8 +112,8 @@ impl Batch {
         self.headers.push(list);
     }
 
-    /// Describes event `i` of the batch for C.
-    pub fn describe(&mut self, i: usize) -> wsembed_event {
+    /// Describes event `i` of the batch for C; `user_data` is the connection's host value.
+    pub fn describe(&mut self, i: usize, user_data: usize) -> wsembed_event {
         let mut out = wsembed_event {
             kind: wsembed_event_kind::WSEMBED_EVENT_DRAIN,
             close_code: 0,
@@ -115,6 +127,8 @@ impl Batch {
             headers: std::ptr::null(),
             header_count: 0,
             protocols: std::ptr::null(),
+            protocol_count: 0,
+            user_data: user_data as *mut c_void,
         };
         match &self.events[i] {
             Event::Open { peer, path, protocol, headers, .. } => {
@@ -124,10 +138,15 @@ impl Batch {
                 out.protocol = protocol.as_deref().map_or(std::ptr::null(), |p| self.keep(p));
             }
             Event::Handshake { peer, path, headers, protocols, .. } => {
-                let (peer, path, headers, protocols) = (*peer, path.clone(), headers.clone(), protocols.join(", "));
+                let (peer, path, headers, protocols) = (*peer, path.clone(), headers.clone(), protocols.clone());
                 out.kind = wsembed_event_kind::WSEMBED_EVENT_HANDSHAKE;
                 self.describe_request(&mut out, peer, &path, &headers);
-                out.protocols = if protocols.is_empty() { std::ptr::null() } else { self.keep(&protocols) };
+                if !protocols.is_empty() {
+                    let list: Vec<*const c_char> = protocols.iter().map(|p| self.keep(p)).collect();
+                    out.protocols = list.as_ptr();
+                    out.protocol_count = list.len();
+                    self.lists.push(list);
+                }
             }
             Event::Message { data, is_text, .. } => {
                 out.kind = if *is_text { wsembed_event_kind::WSEMBED_EVENT_TEXT } else { wsembed_event_kind::WSEMBED_EVENT_BINARY };
@@ -142,6 +161,14 @@ impl Batch {
                 out.len = reason.len();
             }
             Event::Drain { .. } => {}
+            Event::Ping { data, .. } | Event::Pong { data, .. } => {
+                out.kind = match &self.events[i] {
+                    Event::Ping { .. } => wsembed_event_kind::WSEMBED_EVENT_PING,
+                    _ => wsembed_event_kind::WSEMBED_EVENT_PONG,
+                };
+                out.data = data.as_ptr();
+                out.len = data.len();
+            }
         }
         out
     }

@@ -102,7 +102,8 @@ pub extern "C" fn wsembed_server_poll(
         batch.events = taken;
         let n = polled?;
         for i in 0..n {
-            let event = batch.describe(i);
+            let user_data = server.server.user_data(batch.events[i].conn()).unwrap_or(0);
+            let event = batch.describe(i, user_data);
             // SAFETY: the caller provides room for `capacity` events and n <= capacity.
             unsafe { events.add(i).write(event) };
         }
@@ -241,6 +242,41 @@ pub extern "C" fn wsembed_server_reject(server: *const wsembed_server, conn: u64
     }
 }
 
+/// Drops `conn`'s TCP connection at once, without a close handshake (as Node's
+/// `socket.terminate()`); a CLOSE event with 1006 follows. Works in any phase, after
+/// `wsembed_server_close` too. NO_SUCH_CONNECTION once the connection is gone.
+#[no_mangle]
+pub extern "C" fn wsembed_server_terminate(server: *const wsembed_server, conn: u64) -> wsembed_result {
+    ffi_boundary! {
+        let server = arg_ref!(server);
+        server.server.handle().terminate(conn)
+    }
+}
+
+/// Sends a ping carrying `data` (at most 125 bytes, copied; NULL when `len` is 0) to `conn`.
+/// With option `ping_events` the answer arrives as a PONG event (RTT measurement).
+#[no_mangle]
+pub extern "C" fn wsembed_server_ping(server: *const wsembed_server, conn: u64, data: *const u8, len: usize) -> wsembed_result {
+    ffi_boundary! {
+        let server = arg_ref!(server);
+        let data = arg_bytes(data, len, "data")?;
+        server.server.handle().ping(conn, data)
+    }
+}
+
+/// Attaches `user_data` (any pointer; wsembed never dereferences or frees it) to `conn`,
+/// in any phase (HANDSHAKE included). Every later event of `conn`, its CLOSE included,
+/// carries it in `wsembed_event.user_data`; the association ends with the poll after the
+/// one that returned the CLOSE, so free what it points to after handling CLOSE. Setting
+/// again replaces it. NO_SUCH_CONNECTION once the connection is gone.
+#[no_mangle]
+pub extern "C" fn wsembed_server_set_user_data(server: *const wsembed_server, conn: u64, user_data: *mut std::ffi::c_void) -> wsembed_result {
+    ffi_boundary! {
+        let server = arg_ref!(server);
+        server.server.handle().set_user_data(conn, user_data as usize)
+    }
+}
+
 /// Writes a snapshot of the server's counters to `*stats`.
 #[no_mangle]
 pub extern "C" fn wsembed_server_stats(server: *const wsembed_server, stats: *mut crate::Stats) -> wsembed_result {
@@ -274,6 +310,15 @@ pub extern "C" fn wsembed_server_stop(server: *const wsembed_server, timeout_ms:
     ffi_boundary! {
         let server = arg_ref!(server);
         server.server.stop(Duration::from_millis(u64::from(timeout_ms)))
+    }
+}
+
+/// Test-only fault hook (not part of the C API): makes the loop thread panic.
+#[doc(hidden)]
+pub fn inject_loop_panic(server: *const wsembed_server) {
+    // SAFETY: a server from wsembed_server_start (test code only).
+    if let Some(server) = unsafe { server.as_ref() } {
+        server.server.inject_loop_panic();
     }
 }
 

@@ -1,1 +1,2 @@
 pub mod static_files;
+pub mod refusal;

@@ -62,7 +62,8 @@ pub struct ServerConfig {
     pub pong_timeout: Duration,
     /// How long a closing handshake may take before the TCP connection is dropped (default 5 s).
     pub close_timeout: Duration,
-    /// Cap on bytes queued for one connection (default 64 MiB).
+    /// Cap on what one connection's send queue may cost (default 64 MiB; payload plus 64
+    /// bytes per queued entry).
     pub max_buffered_bytes: usize,
     /// What happens past `max_buffered_bytes` (default `Block`).
     pub backpressure: BackpressurePolicy,
@@ -95,10 +96,17 @@ pub struct ServerConfig {
     pub approval_timeout: Duration,
     /// Serve wss:// with this certificate chain and key (TLS 1.2 and 1.3 only).
     pub tls: Option<TlsPem>,
-    /// Message bytes waiting for the host to poll (default 64 MiB). Past it the loop stops
-    /// reading from sockets (TCP pushes back on the clients) until the host catches up, so a
-    /// slow host cannot be made to buffer without bound.
+    /// What events waiting for the host may cost (default 64 MiB; payload plus 64 bytes
+    /// each). Past it the loop stops reading from sockets (TCP pushes back on the clients)
+    /// until the host catches up, so a slow host cannot be made to buffer without bound.
     pub max_pending_event_bytes: usize,
+    /// Report `Event::Ping`/`Event::Pong` (default false).
+    pub ping_events: bool,
+    /// Cap on what every send queue together may cost (default: a quarter of physical memory).
+    pub max_total_buffered_bytes: usize,
+    /// Cap on what host commands waiting for the loop may cost (default 64 MiB); past it host
+    /// calls fail with `WouldBlock`.
+    pub max_queued_command_bytes: usize,
 }
 
 impl Default for ServerConfig {
@@ -130,141 +138,107 @@ impl Default for ServerConfig {
             approval_timeout: Duration::from_secs(10),
             tls: None,
             max_pending_event_bytes: 64 << 20,
+            ping_events: false,
+            max_total_buffered_bytes: default_total_buffered(),
+            max_queued_command_bytes: 64 << 20,
         }
     }
 }
 
-/// The option names accepted by [`ServerConfig::set`], with the kind of value each takes.
-pub const OPTION_NAMES: &[(&str, &str)] = &[
-    ("host", "string"),
-    ("port", "integer 0-65535"),
-    ("max_message_size", "bytes"),
-    ("max_frame_size", "bytes"),
-    ("max_connections", "count"),
-    ("handshake_timeout_ms", "milliseconds"),
-    ("max_header_bytes", "bytes"),
-    ("ping_interval_ms", "milliseconds, 0 disables"),
-    ("pong_timeout_ms", "milliseconds"),
-    ("close_timeout_ms", "milliseconds"),
-    ("max_buffered_bytes", "bytes"),
-    ("backpressure", "\"block\" or \"close\""),
-    ("static_dir", "directory path, empty for none"),
-    ("max_static_file_bytes", "bytes"),
-    ("subprotocols", "comma-separated list, most preferred first"),
-    ("backpressure_close_code", "1008 or 1013"),
-    ("allowed_origins", "comma-separated list of origins, empty for any"),
-    ("max_messages_per_sec", "count, 0 for no limit"),
-    ("max_bytes_per_sec", "bytes, 0 for no limit"),
-    ("rate_limit_policy", "\"close\" or \"drop\""),
-    ("max_connections_per_ip", "count, 0 for no limit"),
-    ("max_handshakes_per_ip_per_sec", "count, 0 for no limit"),
-    ("approve_handshakes", "0/1 or false/true"),
-    ("approval_timeout_ms", "milliseconds"),
-    ("tls_cert_file", "path of a PEM certificate chain"),
-    ("tls_key_file", "path of a PEM private key"),
-    ("tls_cert_pem", "PEM certificate chain text"),
-    ("tls_key_pem", "PEM private key text"),
-    ("max_pending_event_bytes", "bytes"),
-];
+/// What an option's value is, for hosts that convert their own types to option text.
+pub struct OptionSpec {
+    pub name: &'static str,
+    /// "bool", "integer", "bytes", "milliseconds", "count", "text", "list", "choice", "path" or "pem".
+    pub kind: &'static str,
+    /// The default, in the text form `set` takes ("" for none).
+    pub default: &'static str,
+    pub doc: &'static str,
+    set: fn(&mut ServerConfig, &str) -> Result<(), String>,
+}
 
+macro_rules! options_table {
+    ($($name:literal, $kind:literal, $default:literal, $doc:literal, $set:expr;)*) => {
+        /// Every option [`ServerConfig::set`] accepts, in the order documented.
+        pub static OPTIONS: &[OptionSpec] = &[$(OptionSpec { name: $name, kind: $kind, default: $default, doc: $doc, set: $set }),*];
+    };
+}
+include!("options.rs");
+
+fn bad(what: &str) -> String {
+    format!("expected {what}")
+}
+fn nonempty(v: &str) -> Result<&str, String> {
+    if v.is_empty() {
+        Err(bad("a non-empty value"))
+    } else {
+        Ok(v)
+    }
+}
+fn number(v: &str) -> Result<u64, String> {
+    v.parse::<u64>().map_err(|_| bad("a non-negative integer"))
+}
+fn positive(v: &str) -> Result<u64, String> {
+    match number(v)? {
+        0 => Err(bad("a positive integer")),
+        n => Ok(n),
+    }
+}
+fn size(n: u64) -> Result<usize, String> {
+    usize::try_from(n).map_err(|_| bad("a smaller number"))
+}
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+fn boolean(v: &str) -> Result<bool, String> {
+    match v {
+        "1" | "true" => Ok(true),
+        "0" | "false" => Ok(false),
+        _ => Err(bad("0/1 or false/true")),
+    }
+}
 fn comma_list(value: &str) -> Vec<String> {
     value.split(',').map(str::trim).filter(|p| !p.is_empty()).map(str::to_owned).collect()
+}
+fn read_pem(path: &str) -> Result<Vec<u8>, String> {
+    if path.is_empty() {
+        return Ok(Vec::new());
+    }
+    std::fs::read(path).map_err(|e| format!("cannot read {path:?}: {e}"))
+}
+
+/// A quarter of physical memory (1 GiB when it cannot be read).
+pub fn default_total_buffered() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let (pages, page) = unsafe { (libc::sysconf(libc::_SC_PHYS_PAGES), libc::sysconf(libc::_SC_PAGESIZE)) };
+    if pages > 0 && page > 0 {
+        (pages as u64 * page as u64 / 4).min(usize::MAX as u64) as usize
+    } else {
+        1 << 30
+    }
 }
 
 impl ServerConfig {
     /// Sets one option by name from its text form (numbers in decimal). This is the one parser
-    /// behind every host's configuration.
+    /// behind every host's configuration; the names are [`OPTIONS`].
     pub fn set(&mut self, name: &str, value: &str) -> Result<(), Error> {
         let value = value.trim();
-        let bad = |what: &str| Error::InvalidArgument(format!("option {name}: expected {what}, got {value:?}"));
-        let num = || value.parse::<u64>().map_err(|_| bad("a non-negative integer"));
-        let positive = || match num()? {
-            0 => Err(bad("a positive integer")),
-            n => Ok(n),
+        let Some(option) = OPTIONS.iter().find(|o| o.name == name) else {
+            let known: Vec<&str> = OPTIONS.iter().map(|o| o.name).collect();
+            return Err(Error::InvalidArgument(format!("unknown option {name:?}; known options: {}", known.join(", "))));
         };
-        let ms = |n: u64| Duration::from_millis(n);
-        let size = |n: u64| usize::try_from(n).map_err(|_| bad("a smaller number"));
-        match name {
-            "host" => {
-                if value.is_empty() {
-                    return Err(bad("a host name or address"));
-                }
-                self.host = value.to_owned()
-            }
-            "port" => self.port = u16::try_from(num()?).map_err(|_| bad("a port 0-65535"))?,
-            "max_message_size" => self.max_message_size = size(positive()?)?,
-            "max_frame_size" => self.max_frame_size = size(positive()?)?,
-            "max_connections" => self.max_connections = size(positive()?)?.min(crate::engine::slots::MAX_SLOTS),
-            "handshake_timeout_ms" => self.handshake_timeout = ms(positive()?),
-            "max_header_bytes" => self.max_header_bytes = size(positive()?)?,
-            "ping_interval_ms" => self.ping_interval = ms(num()?),
-            "pong_timeout_ms" => self.pong_timeout = ms(positive()?),
-            "close_timeout_ms" => self.close_timeout = ms(positive()?),
-            "max_buffered_bytes" => self.max_buffered_bytes = size(positive()?)?,
-            "backpressure" => {
-                self.backpressure = match value {
-                    "block" => BackpressurePolicy::Block,
-                    "close" => BackpressurePolicy::Close,
-                    _ => return Err(bad("\"block\" or \"close\"")),
-                }
-            }
-            "static_dir" => self.static_dir = (!value.is_empty()).then(|| PathBuf::from(value)),
-            "max_static_file_bytes" => self.max_static_file_bytes = num()?,
-            "subprotocols" => self.subprotocols = comma_list(value),
-            "backpressure_close_code" => {
-                self.backpressure_close_code = match num()? {
-                    1008 => 1008,
-                    1013 => 1013,
-                    _ => return Err(bad("1008 or 1013")),
-                }
-            }
-            "allowed_origins" => self.allowed_origins = comma_list(value),
-            "max_messages_per_sec" => self.max_messages_per_sec = u32::try_from(num()?).map_err(|_| bad("a smaller number"))?,
-            "max_bytes_per_sec" => self.max_bytes_per_sec = num()?,
-            "rate_limit_policy" => {
-                self.rate_limit_policy = match value {
-                    "close" => RateLimitPolicy::Close,
-                    "drop" => RateLimitPolicy::Drop,
-                    _ => return Err(bad("\"close\" or \"drop\"")),
-                }
-            }
-            "max_connections_per_ip" => self.max_connections_per_ip = u32::try_from(num()?).map_err(|_| bad("a smaller number"))?,
-            "max_handshakes_per_ip_per_sec" => {
-                self.max_handshakes_per_ip_per_sec = u32::try_from(num()?).map_err(|_| bad("a smaller number"))?
-            }
-            "approve_handshakes" => {
-                self.approve_handshakes = match value {
-                    "1" | "true" => true,
-                    "0" | "false" => false,
-                    _ => return Err(bad("0/1 or false/true")),
-                }
-            }
-            "approval_timeout_ms" => self.approval_timeout = ms(positive()?),
-            "tls_cert_file" | "tls_key_file" => {
-                let pem = std::fs::read(value).map_err(|e| Error::InvalidArgument(format!("option {name}: cannot read {value:?}: {e}")))?;
-                self.set_tls_part(name == "tls_cert_file", pem);
-            }
-            "max_pending_event_bytes" => self.max_pending_event_bytes = size(positive()?)?,
-            "tls_cert_pem" | "tls_key_pem" => self.set_tls_part(name == "tls_cert_pem", value.as_bytes().to_vec()),
-            _ => {
-                let known: Vec<&str> = OPTION_NAMES.iter().map(|(n, _)| *n).collect();
-                return Err(Error::InvalidArgument(format!(
-                    "unknown option {name:?}; known options: {}",
-                    known.join(", ")
-                )));
-            }
-        }
-        Ok(())
+        (option.set)(self, value).map_err(|msg| Error::InvalidArgument(format!("option {name}: {msg} (got {value:?})")))
     }
-}
 
-impl ServerConfig {
+    /// Sets one part of the TLS pair; an empty part clears it (no TLS once both are empty).
     fn set_tls_part(&mut self, is_cert: bool, pem: Vec<u8>) {
         let tls = self.tls.get_or_insert_with(|| TlsPem { cert_chain: Vec::new(), private_key: Vec::new() });
         if is_cert {
             tls.cert_chain = pem;
         } else {
             tls.private_key = pem;
+        }
+        if tls.cert_chain.is_empty() && tls.private_key.is_empty() {
+            self.tls = None;
         }
     }
 }
@@ -288,5 +262,22 @@ mod tests {
         assert!(c.set("max_message_size", "-1").is_err());
         let err = c.set("nope", "1").unwrap_err().to_string();
         assert!(err.contains("known options"), "{err}");
+        let err = c.set("port", "x").unwrap_err().to_string();
+        assert!(err.contains("option port") && err.contains("\"x\""), "{err}");
+    }
+
+    /// The table's default texts are the defaults: setting each one changes nothing.
+    #[test]
+    fn table_defaults_are_the_defaults() {
+        let fresh = ServerConfig::default();
+        for option in OPTIONS {
+            let mut c = ServerConfig::default();
+            c.set(option.name, option.default).unwrap_or_else(|e| panic!("{}: {e}", option.name));
+            assert_eq!(format!("{c:?}"), format!("{fresh:?}"), "default of {}", option.name);
+        }
+        let mut names: Vec<&str> = OPTIONS.iter().map(|o| o.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), OPTIONS.len(), "an option is listed twice");
     }
 }

@@ -1,0 +1,179 @@
+//! A connection's queue of encoded frames waiting for the socket, written with vectored writes.
+//!
+//! Its size is counted as what it costs in memory, not only payload bytes: every queued entry
+//! costs [`ENTRY_COST`] on top of its bytes, so a flood of empty messages is bounded like a
+//! flood of large ones. Small frames are coalesced into one buffer, so such a flood costs
+//! little more than its bytes.
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice};
+
+use bytes::{Bytes, BytesMut};
+
+use super::transport::Transport;
+
+/// What one queue entry costs beyond its bytes: the `Bytes` handle in the deque (32 B), the
+/// shared-buffer header or allocation behind it, and allocator rounding.
+pub const ENTRY_COST: usize = 64;
+/// Frames up to this size are copied into the coalescing buffer instead of queued one by one.
+const SMALL_FRAME: usize = 512;
+/// Size of one coalescing buffer.
+const COALESCE_CAPACITY: usize = 16 * 1024;
+/// Most entries handed to one `writev`.
+const MAX_IOVECS: usize = 64;
+
+#[derive(Default)]
+pub struct OutQueue {
+    frames: VecDeque<Bytes>,
+    /// Small frames queued after every entry of `frames`, copied together.
+    tail: BytesMut,
+    /// Bytes of `frames[0]` already written.
+    offset: usize,
+    /// Bytes not yet written.
+    bytes: usize,
+}
+
+impl OutQueue {
+    pub fn push(&mut self, frame: Bytes) {
+        // With nothing waiting, the frame goes out as it is on the next flush (no copy); with
+        // a backlog, small frames are copied together.
+        let coalesce = frame.len() <= SMALL_FRAME && self.bytes > 0;
+        self.bytes += frame.len();
+        if !coalesce {
+            self.seal_tail();
+            self.frames.push_back(frame);
+            return;
+        }
+        if self.tail.len() + frame.len() > COALESCE_CAPACITY {
+            self.seal_tail();
+        }
+        if self.tail.capacity() == 0 {
+            self.tail.reserve(COALESCE_CAPACITY);
+        }
+        self.tail.extend_from_slice(&frame);
+    }
+
+    /// Moves the coalesced small frames into the queue proper (before a frame that must
+    /// follow them, or when the buffer is full).
+    fn seal_tail(&mut self) {
+        if !self.tail.is_empty() {
+            self.frames.push_back(self.tail.split().freeze());
+            self.tail = BytesMut::new();
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bytes == 0
+    }
+
+    /// Bytes not yet written.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// What the queue costs in memory, the figure limits compare against.
+    pub fn cost(&self) -> usize {
+        let entries = self.frames.len() + usize::from(self.tail.capacity() > 0);
+        self.bytes + entries * ENTRY_COST + (self.tail.capacity() - self.tail.len())
+    }
+
+    /// Writes until the queue is empty or the socket would block. Returns bytes written.
+    pub fn flush(&mut self, stream: &mut Transport) -> io::Result<usize> {
+        let mut total = 0;
+        while self.bytes > 0 {
+            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+            let mut count = 0;
+            for (i, frame) in self.frames.iter().take(MAX_IOVECS - 1).enumerate() {
+                slices[i] = IoSlice::new(if i == 0 { &frame[self.offset..] } else { frame });
+                count += 1;
+            }
+            if count == self.frames.len() && !self.tail.is_empty() {
+                slices[count] = IoSlice::new(if count == 0 { &self.tail[self.offset..] } else { &self.tail });
+                count += 1;
+            }
+            let written = match stream.write_vectored(&slices[..count]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            total += written;
+            self.consume(written);
+        }
+        if self.bytes == 0 {
+            // Idle connections hold no buffer.
+            self.tail = BytesMut::new();
+        }
+        Ok(total)
+    }
+
+    fn consume(&mut self, mut n: usize) {
+        self.bytes -= n;
+        while n > 0 {
+            let front = match self.frames.front() {
+                Some(frame) => frame.len() - self.offset,
+                None => {
+                    // Only the coalesced tail is left.
+                    debug_assert!(n <= self.tail.len() - self.offset);
+                    self.offset += n;
+                    if self.offset == self.tail.len() {
+                        self.offset = 0;
+                        self.tail.clear();
+                    }
+                    return;
+                }
+            };
+            if n < front {
+                self.offset += n;
+                return;
+            }
+            n -= front;
+            self.offset = 0;
+            self.frames.pop_front();
+        }
+    }
+
+    /// Drops everything queued.
+    pub fn discard(&mut self) {
+        self.frames = VecDeque::new();
+        self.tail = BytesMut::new();
+        self.offset = 0;
+        self.bytes = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tiny_frames_are_coalesced_and_cost_about_their_bytes() {
+        let mut q = OutQueue::default();
+        q.push(Bytes::from(vec![0u8; 4096]));
+        for _ in 0..100_000 {
+            q.push(Bytes::from_static(&[0x81, 0]));
+        }
+        assert_eq!(q.bytes(), 204_096);
+        // 13 buffers of 16 KiB after the first frame, not 100,000 entries.
+        assert!(q.frames.len() <= 14, "{} entries", q.frames.len());
+        assert!(q.cost() < 204_096 + 15 * ENTRY_COST + COALESCE_CAPACITY, "cost {}", q.cost());
+        q.discard();
+        assert_eq!((q.bytes(), q.cost()), (0, 0));
+    }
+
+    #[test]
+    fn order_is_kept_across_small_and_large_frames() {
+        let mut q = OutQueue::default();
+        q.push(Bytes::from_static(b"x"));
+        q.push(Bytes::from_static(b"a"));
+        q.push(Bytes::from(vec![b'b'; 1000]));
+        q.push(Bytes::from_static(b"c"));
+        q.seal_tail();
+        assert_eq!(q.frames.pop_front().as_deref(), Some(&b"x"[..]));
+        let all: Vec<u8> = q.frames.iter().flat_map(|f| f.iter().copied()).collect();
+        assert_eq!(all[0], b'a');
+        assert_eq!(all[1001], b'c');
+        assert_eq!(all.len(), 1002);
+    }
+}
