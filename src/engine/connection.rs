@@ -211,18 +211,9 @@ impl Connection {
     }
 
     /// Nothing more will be queued: the loop sends FIN once the queue is written.
-    pub fn is_finishing(&self) -> bool {
+    #[cfg(test)]
+    fn is_finishing(&self) -> bool {
         matches!(self.phase, Phase::Finishing { .. })
-    }
-
-    /// Bytes held for messages in flight (for memory accounting).
-    pub fn buffered(&self) -> usize {
-        self.decoder.buffered()
-            + match &self.phase {
-                Phase::Handshake { request, .. } => request.capacity(),
-                Phase::Approval { early, .. } => early.capacity(),
-                _ => 0,
-            }
     }
 
     // ---- input from the peer ----------------------------------------------------------------

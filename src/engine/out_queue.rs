@@ -67,7 +67,8 @@ impl OutQueue {
     }
 
     /// Bytes not yet written.
-    pub fn bytes(&self) -> usize {
+    #[cfg(test)]
+    fn bytes(&self) -> usize {
         self.bytes
     }
 

@@ -37,40 +37,12 @@ pub extern "C" fn wsembed_config_free(config: *mut wsembed_config) {
     }
 }
 
-/// Sets option `name` from its text `value` (numbers in decimal). Options and defaults:
-/// - `host`: interface to listen on ("127.0.0.1"; "0.0.0.0" for all)
-/// - `port`: TCP port, 0 = any free port (0)
-/// - `max_message_size`: bytes; a larger message is closed with 1009 (16777216)
-/// - `max_frame_size`: bytes; a larger frame is closed with 1009 (16777216)
-/// - `max_connections`: simultaneous TCP connections; more get HTTP 503 (100000)
-/// - `handshake_timeout_ms`: time to complete the upgrade request (10000)
-/// - `max_header_bytes`: HTTP request head size; larger gets 431 (8192)
-/// - `ping_interval_ms`: ping after this much silence, 0 = never (30000)
-/// - `pong_timeout_ms`: unanswered ping closes, reported as 1006 "ping timeout" (20000)
-/// - `close_timeout_ms`: time allowed for a close handshake (5000)
-/// - `max_buffered_bytes`: cap on bytes queued per connection (67108864)
-/// - `backpressure`: "block" (sends fail with WOULD_BLOCK, broadcast skips) or "close" (1008)
-/// - `static_dir`: serve plain HTTP GET/HEAD from this directory ("" = none: answer 426)
-/// - `max_static_file_bytes`: largest file served (67108864)
-/// - `subprotocols`: comma-separated, most preferred first; the first one the client offers
-///   is chosen and echoed ("")
-/// - `backpressure_close_code`: 1008 or 1013, used by backpressure "close" (1008)
-/// - `max_pending_event_bytes`: message bytes waiting for the host to poll; past it the loop
-///   stops reading sockets until the host catches up (67108864)
-/// - `allowed_origins`: comma-separated exact Origin values; others get 403; requests without
-///   Origin are allowed ("" = any origin)
-/// - `max_messages_per_sec`, `max_bytes_per_sec`: per-connection token buckets with one second
-///   of burst, 0 = off (0, 0)
-/// - `rate_limit_policy`: "close" (1008) or "drop" (count in stats.rate_limited) ("close")
-/// - `max_connections_per_ip`, `max_handshakes_per_ip_per_sec`: 0 = off; over: 429 (0, 0)
-/// - `approve_handshakes`: "1"/"true" to report HANDSHAKE events and wait for
-///   `wsembed_server_accept`/`_reject` ("0")
-/// - `approval_timeout_ms`: unanswered handshakes get 503 after this (10000)
-/// - `tls_cert_file`, `tls_key_file`: PEM files for wss:// (read when set; TLS 1.2/1.3 only)
-/// - `tls_cert_pem`, `tls_key_pem`: the same as PEM text
-///
-/// Unknown names and bad values give `WSEMBED_ERR_INVALID_ARGUMENT`; a certificate/key pair
-/// that does not load fails `wsembed_server_start` with it.
+/// Sets option `name` from its text `value` (numbers in decimal, booleans "1"/"0" or
+/// "true"/"false", lists comma-separated). The options, their kinds and defaults are listed
+/// near the top of this header and can be read at run time with
+/// `wsembed_config_option_info`. Unknown names and bad values give
+/// `WSEMBED_ERR_INVALID_ARGUMENT`; a certificate/key pair that does not load fails
+/// `wsembed_server_start` with it.
 #[no_mangle]
 pub extern "C" fn wsembed_config_set(config: *mut wsembed_config, name: *const c_char, value: *const c_char) -> wsembed_result {
     ffi_boundary! {
@@ -88,4 +60,57 @@ pub extern "C" fn wsembed_config_set_int(config: *mut wsembed_config, name: *con
         let config = unsafe { config.as_mut() }.ok_or(crate::Error::NullArgument("config"))?;
         config.inner.set(arg_str(name, "name")?, &value.to_string())
     }
+}
+
+/// Describes one option (see `wsembed_config_option_info`). Every string is static and
+/// NUL-terminated: never free them.
+#[repr(C)]
+pub struct wsembed_option_info {
+    /// The name `wsembed_config_set` takes, e.g. "max_message_size".
+    pub name: *const c_char,
+    /// "bool", "integer", "bytes", "milliseconds", "count", "text", "list", "choice", "path"
+    /// or "pem".
+    pub kind: *const c_char,
+    /// The default in the text form `wsembed_config_set` takes ("" for none).
+    pub default_value: *const c_char,
+    /// One or two sentences of documentation.
+    pub doc: *const c_char,
+}
+
+/// How many options there are (the valid indexes of `wsembed_config_option_info`).
+#[no_mangle]
+pub extern "C" fn wsembed_config_option_count() -> usize {
+    crate::config::OPTIONS.len()
+}
+
+/// Describes option `index` (0 to `wsembed_config_option_count() - 1`) into `*info`, so
+/// bindings derive their option names and docs from the library. An index past the end gives
+/// `WSEMBED_ERR_INVALID_ARGUMENT`.
+#[no_mangle]
+pub extern "C" fn wsembed_config_option_info(index: usize, info: *mut wsembed_option_info) -> wsembed_result {
+    ffi_boundary! {
+        let info = arg_out!(info);
+        let texts = option_texts().get(index).ok_or_else(|| {
+            crate::Error::InvalidArgument(format!("option index {index}: there are {}", crate::config::OPTIONS.len()))
+        })?;
+        // SAFETY: checked non-NULL; the strings are static.
+        unsafe {
+            *info = wsembed_option_info {
+                name: texts[0].as_ptr(),
+                kind: texts[1].as_ptr(),
+                default_value: texts[2].as_ptr(),
+                doc: texts[3].as_ptr(),
+            }
+        };
+        Ok(())
+    }
+}
+
+/// The option table as C strings, made once.
+fn option_texts() -> &'static [[std::ffi::CString; 4]] {
+    static TEXTS: std::sync::OnceLock<Vec<[std::ffi::CString; 4]>> = std::sync::OnceLock::new();
+    TEXTS.get_or_init(|| {
+        let c = |s: &str| std::ffi::CString::new(s).expect("option texts have no NUL");
+        crate::config::OPTIONS.iter().map(|o| [c(o.name), c(o.kind), c(o.default), c(o.doc)]).collect()
+    })
 }

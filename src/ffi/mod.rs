@@ -42,6 +42,15 @@ pub enum wsembed_result {
 }
 
 impl wsembed_result {
+    /// The highest code; codes are contiguous from 0.
+    const LAST: wsembed_result = wsembed_result::WSEMBED_ERR_INVALID_UTF8;
+
+    fn from_code(code: u32) -> Option<wsembed_result> {
+        // SAFETY: the enum is repr(u32) with every value 0..=LAST.
+        (code <= Self::LAST as u32).then(|| unsafe { std::mem::transmute::<u32, wsembed_result>(code) })
+    }
+
+    /// The short text of a code: the one place these texts are written.
     fn text(self) -> &'static CStr {
         match self {
             wsembed_result::WSEMBED_OK => c"ok",
@@ -156,18 +165,7 @@ pub(crate) fn arg_bytes<'a>(ptr: *const u8, len: usize, name: &'static str) -> R
 /// The string is static: never free it.
 #[no_mangle]
 pub extern "C" fn wsembed_result_text(code: u32) -> *const c_char {
-    let known = [
-        wsembed_result::WSEMBED_OK,
-        wsembed_result::WSEMBED_ERR_NULL_ARGUMENT,
-        wsembed_result::WSEMBED_ERR_INVALID_ARGUMENT,
-        wsembed_result::WSEMBED_ERR_NO_SUCH_CONNECTION,
-        wsembed_result::WSEMBED_ERR_STOPPED,
-        wsembed_result::WSEMBED_ERR_WOULD_BLOCK,
-        wsembed_result::WSEMBED_ERR_IO,
-        wsembed_result::WSEMBED_ERR_PANIC,
-        wsembed_result::WSEMBED_ERR_INVALID_UTF8,
-    ];
-    known.iter().find(|r| **r as u32 == code).map_or(c"unknown result code", |r| r.text()).as_ptr()
+    wsembed_result::from_code(code).map_or(c"unknown result code", wsembed_result::text).as_ptr()
 }
 
 /// The detailed message of the most recent failed wsembed call on the calling thread ("" if

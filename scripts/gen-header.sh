@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Refreshes include/wsembed.h and README.md's option table from a fresh build (build.rs
+# generates both into OUT_DIR; a build never writes into the source tree). Commit the result;
+# tests/header.rs fails while they differ.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+WSEMBED_BLESS=1 cargo test --release --test header -- --test-threads=1
+git --no-pager diff --stat -- include/wsembed.h README.md
