@@ -209,10 +209,13 @@ impl ServerHandle {
     }
 
     /// Attaches a value to `conn` (a pointer, an index): `Server::user_data` and the C event's
-    /// `user_data` return it from now on, until the poll after its `Close`. Any phase.
+    /// `user_data` return it from now on, until the poll after its `Close`. The connection
+    /// must be open or awaiting approval.
     pub fn set_user_data(&self, conn: ConnId, value: usize) -> Result<(), Error> {
         self.shared.check_running()?;
-        self.shared.table.live(conn).ok_or(Error::NoSuchConnection)?;
+        if self.shared.table.open(conn).is_none() && self.shared.table.pending(conn).is_none() {
+            return Err(Error::NoSuchConnection);
+        }
         self.shared.user_data.set(conn, value);
         Ok(())
     }

@@ -265,10 +265,10 @@ pub extern "C" fn wsembed_server_ping(server: *const wsembed_server, conn: u64, 
 }
 
 /// Attaches `user_data` (any pointer; wsembed never dereferences or frees it) to `conn`,
-/// in any phase (HANDSHAKE included). Every later event of `conn`, its CLOSE included,
+/// which must be open or awaiting approval (HANDSHAKE). Every later event of `conn`, its CLOSE included,
 /// carries it in `wsembed_event.user_data`; the association ends with the poll after the
 /// one that returned the CLOSE, so free what it points to after handling CLOSE. Setting
-/// again replaces it. NO_SUCH_CONNECTION once the connection is gone.
+/// again replaces it. NO_SUCH_CONNECTION once the connection is closing or gone.
 #[no_mangle]
 pub extern "C" fn wsembed_server_set_user_data(server: *const wsembed_server, conn: u64, user_data: *mut std::ffi::c_void) -> wsembed_result {
     ffi_boundary! {

@@ -982,6 +982,102 @@ out:
     }
 }
 
+static void test_option_info(void) {
+    size_t count = wsembed_config_option_count();
+    CHECK(count > 20);
+    wsembed_config *cfg = NULL;
+    REQUIRE_RC(wsembed_config_new(&cfg), WSEMBED_OK);
+    int saw_port = 0;
+    for (size_t i = 0; i < count; i++) {
+        wsembed_option_info info;
+        REQUIRE_RC(wsembed_config_option_info(i, &info), WSEMBED_OK);
+        CHECK(info.name && info.kind && info.default_value && info.doc && strlen(info.doc) > 10);
+        /* Every default is accepted by the parser. */
+        CHECK_RC(wsembed_config_set(cfg, info.name, info.default_value), WSEMBED_OK);
+        if (strcmp(info.name, "port") == 0) saw_port = strcmp(info.kind, "integer") == 0 && strcmp(info.default_value, "0") == 0;
+    }
+    CHECK(saw_port);
+    wsembed_option_info past;
+    CHECK_RC(wsembed_config_option_info(count, &past), WSEMBED_ERR_INVALID_ARGUMENT);
+    CHECK(WSEMBED_VERSION_MAJOR == 0 && WSEMBED_VERSION_MINOR >= 1);
+out:
+    wsembed_config_free(cfg);
+}
+
+/* set_user_data shows in later events; terminate reports 1006; pings come back as events. */
+static void test_user_data_terminate_and_ping_events(void) {
+    uint16_t port = 0;
+    const char *opts[] = {"ping_events", "1", NULL};
+    wsembed_server *s = start_server(opts, &port);
+    ws_client c = {.fd = -1};
+    int marker = 42;
+    REQUIRE(s != NULL);
+    uint64_t id = open_client(s, port, "/", &c);
+    REQUIRE(id != 0);
+    REQUIRE_RC(wsembed_server_set_user_data(s, id, &marker), WSEMBED_OK);
+    REQUIRE(ws_send_frame(&c, WS_TEXT, "hi", 2) == 0);
+    {
+        wsembed_event ev;
+        size_t n = 0;
+        int64_t deadline = ws_now_ms() + T;
+        int seen = 0;
+        while (!seen && ws_now_ms() < deadline) {
+            REQUIRE_RC(wsembed_server_poll(s, &ev, 1, 200, &n), WSEMBED_OK);
+            if (n == 1 && ev.kind == WSEMBED_EVENT_TEXT) seen = ev.user_data == &marker;
+        }
+        CHECK(seen);
+    }
+    /* The client pings; the engine answers and reports it. */
+    REQUIRE(ws_send_frame(&c, WS_PING, "p1", 2) == 0);
+    {
+        ws_frame f = {0};
+        CHECK(ws_read_frame(&c, &f, T) == 0 && f.opcode == WS_PONG && f.len == 2 && memcmp(f.payload, "p1", 2) == 0);
+        ws_frame_free(&f);
+        ev_copy e;
+        REQUIRE(wait_event(s, WSEMBED_EVENT_PING, id, T, &e) == 0);
+        CHECK(e.len == 2 && memcmp(e.data, "p1", 2) == 0);
+        ev_copy_free(&e);
+    }
+    /* The server pings; the client's pong comes back as PONG. */
+    CHECK_RC(wsembed_server_ping(s, id, (const uint8_t *)"rtt", 3), WSEMBED_OK);
+    {
+        ws_frame f = {0};
+        REQUIRE(ws_read_frame(&c, &f, T) == 0);
+        CHECK(f.opcode == WS_PING && f.len == 3);
+        REQUIRE(ws_send_frame(&c, WS_PONG, f.payload, f.len) == 0);
+        ws_frame_free(&f);
+        ev_copy e;
+        REQUIRE(wait_event(s, WSEMBED_EVENT_PONG, id, T, &e) == 0);
+        CHECK(e.len == 3 && memcmp(e.data, "rtt", 3) == 0);
+        ev_copy_free(&e);
+    }
+    uint8_t big[126] = {0};
+    CHECK_RC(wsembed_server_ping(s, id, big, sizeof big), WSEMBED_ERR_INVALID_ARGUMENT);
+    /* Terminate: CLOSE 1006 with the user data, and EOF without a close frame. */
+    REQUIRE_RC(wsembed_server_terminate(s, id), WSEMBED_OK);
+    {
+        wsembed_event ev;
+        size_t n = 0;
+        int64_t deadline = ws_now_ms() + T;
+        int closed = 0;
+        while (!closed && ws_now_ms() < deadline) {
+            REQUIRE_RC(wsembed_server_poll(s, &ev, 1, 200, &n), WSEMBED_OK);
+            if (n == 1 && ev.kind == WSEMBED_EVENT_CLOSE) {
+                closed = 1;
+                CHECK(ev.close_code == 1006 && !ev.clean);
+                CHECK(ev.user_data == &marker);
+            }
+        }
+        CHECK(closed);
+    }
+    CHECK(ws_wait_eof(&c, T) == 0);
+    CHECK_RC(wsembed_server_terminate(s, id), WSEMBED_ERR_NO_SUCH_CONNECTION);
+    CHECK_RC(wsembed_server_set_user_data(s, id, NULL), WSEMBED_ERR_NO_SUCH_CONNECTION);
+out:
+    ws_close(&c);
+    stop_server(s);
+}
+
 int main(int argc, char **argv) {
     alarm(600); /* a watchdog against a hang inside the library; every wait has its own deadline */
     static const test_case tests[] = {
@@ -1002,6 +1098,8 @@ int main(int argc, char **argv) {
         {"poll_from_another_thread", test_poll_from_another_thread},
         {"static_dir", test_static_dir},
         {"handshake_approval", test_handshake_approval},
+        {"option_info", test_option_info},
+        {"user_data_terminate_and_ping_events", test_user_data_terminate_and_ping_events},
     };
     return run_tests("api_test", tests, sizeof tests / sizeof tests[0], argc, argv);
 }

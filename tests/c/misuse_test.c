@@ -103,6 +103,11 @@ static void test_null_arguments_server(void) {
     CHECK_RC(wsembed_server_stats(NULL, &stats), WSEMBED_ERR_NULL_ARGUMENT);
     CHECK(stats.open_connections == 0xababababababababull);
     CHECK_RC(wsembed_server_stats(s, NULL), WSEMBED_ERR_NULL_ARGUMENT);
+    CHECK_RC(wsembed_server_terminate(NULL, id), WSEMBED_ERR_NULL_ARGUMENT);
+    CHECK_RC(wsembed_server_ping(NULL, id, DATA, 4), WSEMBED_ERR_NULL_ARGUMENT);
+    CHECK_RC(wsembed_server_ping(s, id, NULL, 4), WSEMBED_ERR_NULL_ARGUMENT);
+    CHECK_RC(wsembed_server_set_user_data(NULL, id, NULL), WSEMBED_ERR_NULL_ARGUMENT);
+    CHECK_RC(wsembed_config_option_info(0, NULL), WSEMBED_ERR_NULL_ARGUMENT);
     CHECK_RC(wsembed_server_stats(s, &stats), WSEMBED_OK);
     CHECK(stats.open_connections == 1 && stats.handshakes_accepted == 1);
 

@@ -1,0 +1,98 @@
+//! The host API every peer library has: terminate, pings with events, user data, and what
+//! happens after a bug kills the loop thread.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use wsembed::{Error, Event};
+
+#[test]
+fn terminate_drops_tcp_and_reports_1006() {
+    let server = start(|_| {});
+    let mut raw = Raw::connect(&server);
+    let conn = wait_open(&server);
+    server.handle().terminate(conn).unwrap();
+    let (code, _, clean) = wait_close(&server, conn);
+    assert_eq!((code, clean), (1006, false));
+    // No close frame: the socket just ends.
+    assert!(raw.read_to_end().is_empty(), "nothing but EOF");
+    assert!(matches!(server.handle().terminate(conn), Err(Error::NoSuchConnection)));
+}
+
+#[test]
+fn terminate_after_close_ends_the_wait_for_the_peer() {
+    let server = start(|c| c.close_timeout = Duration::from_secs(30));
+    let _raw = Raw::connect(&server); // never answers the close
+    let conn = wait_open(&server);
+    server.handle().close(conn, 1000, "bye").unwrap();
+    let started = Instant::now();
+    server.handle().terminate(conn).unwrap();
+    let (code, _, _) = wait_close(&server, conn);
+    assert_eq!(code, 1006);
+    assert!(started.elapsed() < Duration::from_secs(5), "not the 30 s close timeout");
+}
+
+#[test]
+fn ping_events_carry_payloads_both_ways() {
+    let server = start(|c| c.ping_events = true);
+    let mut raw = Raw::connect(&server);
+    let conn = wait_open(&server);
+    raw.frame(0x89, b"client-ping");
+    assert_eq!(raw.read_frame(), (0x8a, b"client-ping".to_vec()), "answered by the engine");
+    let data = wait_for(&server, |e| match e {
+        Event::Ping { conn: c, data } if *c == conn => Some(data.clone()),
+        _ => None,
+    });
+    assert_eq!(data, b"client-ping");
+    server.handle().ping(conn, b"t=42").unwrap();
+    assert_eq!(raw.read_frame(), (0x89, b"t=42".to_vec()));
+    raw.frame(0x8a, b"t=42");
+    let data = wait_for(&server, |e| match e {
+        Event::Pong { conn: c, data } if *c == conn => Some(data.clone()),
+        _ => None,
+    });
+    assert_eq!(data, b"t=42");
+    assert!(matches!(server.handle().ping(conn, &[0; 126]), Err(Error::InvalidArgument(_))));
+}
+
+#[test]
+fn user_data_follows_the_connection_until_after_its_close() {
+    let server = start(|_| {});
+    let mut client = connect(&server);
+    let conn = wait_open(&server);
+    assert_eq!(server.user_data(conn), None);
+    server.handle().set_user_data(conn, 0xfeed).unwrap();
+    assert_eq!(server.user_data(conn), Some(0xfeed));
+    client.close(None).unwrap();
+    let _ = client.flush();
+    wait_close(&server, conn);
+    assert_eq!(server.user_data(conn), Some(0xfeed), "still there while the host handles CLOSE");
+    let _ = server.poll(Some(Duration::from_millis(10)));
+    assert_eq!(server.user_data(conn), None, "gone after the next poll");
+    assert!(matches!(server.handle().set_user_data(conn, 1), Err(Error::NoSuchConnection)));
+}
+
+#[test]
+fn a_loop_panic_releases_a_blocked_poll_and_fails_every_later_call() {
+    let server = std::sync::Arc::new(start(|_| {}));
+    let _client = connect(&server);
+    let conn = wait_open(&server);
+    let poller = {
+        let server = server.clone();
+        std::thread::spawn(move || server.poll(None))
+    };
+    std::thread::sleep(Duration::from_millis(50)); // let it block (it must return either way)
+    server.inject_loop_panic();
+    let deadline = Instant::now() + DEADLINE;
+    while !poller.is_finished() {
+        assert!(Instant::now() < deadline, "a blocked poll must return after a loop panic");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(matches!(poller.join().unwrap(), Err(Error::Panic(_))));
+    assert!(matches!(server.poll(Some(Duration::ZERO)), Err(Error::Panic(_))));
+    assert!(matches!(server.handle().send_text(conn, "x"), Err(Error::Panic(_))));
+    assert!(matches!(server.handle().broadcast(wsembed::MessageKind::Text, b"x", None), Err(Error::Panic(_))));
+    assert!(matches!(server.stop(Duration::from_millis(100)), Err(Error::Panic(_))));
+}
