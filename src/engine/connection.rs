@@ -205,6 +205,11 @@ impl Connection {
         matches!(self.phase, Phase::Open | Phase::Failing { .. })
     }
 
+    /// Still reading the upgrade request.
+    pub fn is_handshaking(&self) -> bool {
+        matches!(self.phase, Phase::Handshake { .. })
+    }
+
     /// Waiting for the host's accept/reject.
     pub fn awaits_approval(&self) -> bool {
         matches!(self.phase, Phase::Approval { .. })

@@ -542,7 +542,10 @@ impl EventLoop {
 
     /// Reads what the socket has. `drain`: keep reading to EAGAIN/EOF even after a short read.
     fn on_readable(&mut self, slot: usize, drain: bool, now: Instant) {
-        if self.shared.events.backlog() > self.shared.max_pending_event_bytes {
+        let handshaking = self.entries.get(slot).and_then(|e| e.conn.as_deref()).is_some_and(|c| c.machine.is_handshaking());
+        // Handshakes are read whatever the backlog: they add little to it, and a lagging host
+        // must not stall new clients.
+        if !handshaking && self.shared.events.backlog() > self.shared.max_pending_event_bytes {
             // The host lags: leave the bytes in the kernel (TCP pushes back) until it polls.
             self.shared.reads_paused.store(true, Ordering::Release);
             self.shared.after_poll(); // the host may have caught up already

@@ -24,7 +24,7 @@ pub struct EventQueue {
     /// The host asked for the fd. Until then the pipe is left alone: hosts that only call
     /// `poll` save two syscalls per batch.
     fd_in_use: AtomicBool,
-    /// Payload bytes of the queued events (read without the lock by the loop).
+    /// What the queued events cost (read without the lock by the loop).
     backlog: AtomicUsize,
     /// Events handed to the host so far (under the lock).
     handed_out: AtomicU64,
@@ -32,11 +32,21 @@ pub struct EventQueue {
     settled: AtomicU64,
 }
 
-fn payload_len(event: &Event) -> usize {
-    match event {
-        Event::Message { data, .. } => data.len(),
-        _ => 0,
-    }
+/// What a queued event costs beyond its payload: its slot in the queue plus allocator overhead.
+pub const EVENT_COST: usize = std::mem::size_of::<Event>() + 32;
+
+/// What an event costs in memory while it waits (compared with `max_pending_event_bytes`), so
+/// a flood of empty messages is bounded like a flood of large ones.
+fn cost(event: &Event) -> usize {
+    EVENT_COST
+        + match event {
+            Event::Message { data, .. } | Event::Ping { data, .. } | Event::Pong { data, .. } => data.capacity(),
+            Event::Close { reason, .. } => reason.capacity(),
+            Event::Open { path, headers, .. } | Event::Handshake { path, headers, .. } => {
+                path.capacity() + headers.iter().map(|(n, v)| n.capacity() + v.capacity() + 48).sum::<usize>()
+            }
+            Event::Drain { .. } => 0,
+        }
 }
 
 impl EventQueue {
@@ -72,7 +82,7 @@ impl EventQueue {
         self.settled.load(Ordering::Acquire)
     }
 
-    /// Payload bytes waiting for the host.
+    /// What the events waiting for the host cost.
     pub fn backlog(&self) -> usize {
         self.backlog.load(Ordering::Acquire)
     }
@@ -89,7 +99,7 @@ impl EventQueue {
         }
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let was_empty = state.events.is_empty();
-        self.backlog.fetch_add(batch.iter().map(payload_len).sum(), Ordering::AcqRel);
+        self.backlog.fetch_add(batch.iter().map(cost).sum(), Ordering::AcqRel);
         state.events.extend(batch.drain(..));
         if was_empty {
             if self.fd_in_use() {
@@ -119,7 +129,7 @@ impl EventQueue {
                 let n = max.min(state.events.len());
                 let start = out.len();
                 out.extend(state.events.drain(..n));
-                self.backlog.fetch_sub(out[start..].iter().map(payload_len).sum(), Ordering::AcqRel);
+                self.backlog.fetch_sub(out[start..].iter().map(cost).sum(), Ordering::AcqRel);
                 self.handed_out.fetch_add(n as u64, Ordering::AcqRel);
                 if state.events.is_empty() && !state.closed && self.fd_in_use() {
                     self.notify.clear();
