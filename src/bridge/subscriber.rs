@@ -157,6 +157,11 @@ fn session(
         match pubsub.get_message() {
             Ok(msg) => {
                 last_traffic = Instant::now();
+                // A request made before this message reached us applies to it: an
+                // `unsubscribe` that happened before a remote publish stops its delivery.
+                while let Ok(request) = control.try_recv() {
+                    subs.apply(request, shared.linger);
+                }
                 deliver(shared, subs, &msg);
             }
             Err(e) if e.is_timeout() => {}
