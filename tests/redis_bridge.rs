@@ -41,7 +41,16 @@ impl RedisServer {
         assert!(self.child.is_none());
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning"])
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+                "--loglevel",
+                "warning",
+            ])
             .args(&self.extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -89,7 +98,8 @@ impl RedisServer {
     }
 
     fn try_con(&self) -> redis::RedisResult<redis::Connection> {
-        let password = self.extra.windows(2).find(|w| w[0] == "--requirepass").map(|w| w[1].clone());
+        let password =
+            self.extra.windows(2).find(|w| w[0] == "--requirepass").map(|w| w[1].clone());
         let url = match password {
             Some(p) => format!("redis://:{p}@127.0.0.1:{}", self.port),
             None => self.url(),
@@ -149,7 +159,12 @@ type Got = (Option<String>, bool, Vec<u8>);
 
 impl Node {
     /// Waits for an event matching `pred`, keeping messages seen on the way in `seen`.
-    fn wait_event(&self, what: &str, within: Duration, mut pred: impl FnMut(&BridgeEvent) -> bool) -> BridgeEvent {
+    fn wait_event(
+        &self,
+        what: &str,
+        within: Duration,
+        mut pred: impl FnMut(&BridgeEvent) -> bool,
+    ) -> BridgeEvent {
         let deadline = Instant::now() + within;
         loop {
             match self.events.recv_deadline(deadline) {
@@ -187,7 +202,11 @@ impl Node {
                     }
                 }
                 Ok(other) => panic!("unexpected event {other:?} (after {} messages)", got.len()),
-                Err(_) => panic!("no message {:?} within {within:?}; got {}", String::from_utf8_lossy(last), got.len()),
+                Err(_) => panic!(
+                    "no message {:?} within {within:?}; got {}",
+                    String::from_utf8_lossy(last),
+                    got.len()
+                ),
             }
         }
     }
@@ -241,9 +260,14 @@ fn publish_reaches_the_other_node_exactly_once_and_not_its_origin() {
     // A's subscriber saw its own three messages before B's reply (Redis keeps its order):
     // if echoes were not dropped, they would come first here.
     assert!(b.bridge.publish(Some("room"), true, b"end-b"));
-    assert_eq!(a.messages_until(b"end-b", MSG), vec![(Some("room".into()), true, b"end-b".to_vec())]);
+    assert_eq!(
+        a.messages_until(b"end-b", MSG),
+        vec![(Some("room".into()), true, b"end-b".to_vec())]
+    );
     b.assert_quiet();
-    eventually("counters", MSG, || a.bridge.stats().published == 3 && b.bridge.stats().published == 1);
+    eventually("counters", MSG, || {
+        a.bridge.stats().published == 3 && b.bridge.stats().published == 1
+    });
     let (sa, sb) = (a.bridge.stats(), b.bridge.stats());
     assert_eq!((sa.received, sb.received), (1, 3));
     assert_eq!((sa.dropped, sb.dropped, sa.broken, sb.broken), (0, 0, 0, 0));
@@ -465,27 +489,31 @@ fn a_flood_while_redis_is_stalled_never_blocks_and_drops_beyond_the_bound() {
     eventually("subscribed", UP, || redis.numsub("wst:t:f") == 1);
 
     redis.pause(); // SIGSTOP: Redis neither reads nor answers.
+                   // Publish for half a second (the reply deadline is 3 s, so the connection survives).
     let payload = vec![b'x'; 1000];
     let (mut accepted, mut refused, mut slowest) = (0u64, 0u64, Duration::ZERO);
     let flood = Instant::now();
-    for i in 0..20_000u32 {
+    let mut i = 0u32;
+    while flood.elapsed() < Duration::from_millis(500) && i < 5_000_000 {
         let mut p = payload.clone();
         p[..4].copy_from_slice(&i.to_be_bytes());
+        i += 1;
         let t = Instant::now();
         let ok = a.bridge.publish(Some("f"), false, &p);
         slowest = slowest.max(t.elapsed());
-        if ok { accepted += 1 } else { refused += 1 }
+        if ok {
+            accepted += 1
+        } else {
+            refused += 1
+        }
     }
-    let flood_time = flood.elapsed();
     redis.resume();
-    println!(
-        "flood: 20000 publishes in {flood_time:?}, slowest {slowest:?}, accepted {accepted}, refused {refused}"
-    );
-    assert!(slowest < Duration::from_millis(20), "a publish took {slowest:?}");
-    // The bound: what fits in 256 KiB (1000 + 12 + 4 + 64 bytes each), plus the first batch
-    // that the publisher took before it blocked.
-    assert!(accepted <= (QUEUE_BYTES / 1080) as u64 + 512, "accepted {accepted}");
-    assert!(refused >= 20_000 - 800);
+    println!("flood: {i} publishes in {:?} against a stopped Redis, slowest {slowest:?}, accepted {accepted}, refused {refused}", flood.elapsed());
+    // Generous for a loaded 2-core machine: a slow call here is the scheduler, not a wait.
+    assert!(slowest < Duration::from_millis(50), "a publish took {slowest:?}");
+    // The bound: what fits in 256 KiB (1000 + 12 + 1 + 64 bytes each, in flight included).
+    assert!(accepted <= (QUEUE_BYTES / 1077) as u64, "accepted {accepted}");
+    assert_eq!(refused, u64::from(i) - accepted);
     assert_eq!(a.bridge.stats().dropped, refused);
 
     // The stall was shorter than the reply deadline: everything accepted arrives, in order.
@@ -663,7 +691,17 @@ fn bench_cross_node() {
     // The same Redis, driven by redis-benchmark (50 clients), without and with pipelining.
     for pipeline in ["1", "16"] {
         let out = Command::new("redis-benchmark")
-            .args(["-p", &redis.port.to_string(), "-t", "publish", "-n", "200000", "-q", "-P", pipeline])
+            .args([
+                "-p",
+                &redis.port.to_string(),
+                "-t",
+                "publish",
+                "-n",
+                "200000",
+                "-q",
+                "-P",
+                pipeline,
+            ])
             .output()
             .expect("redis-benchmark (Debian: redis-tools)");
         let text = String::from_utf8_lossy(&out.stdout);

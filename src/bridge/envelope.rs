@@ -90,7 +90,9 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        for (is_text, payload) in [(true, &b"hello"[..]), (false, &[0u8, 255, 1][..]), (true, &b""[..])] {
+        for (is_text, payload) in
+            [(true, &b"hello"[..]), (false, &[0u8, 255, 1][..]), (true, &b""[..])]
+        {
             let bytes = encode(0x0102_0304_0506_0708, is_text, payload);
             assert_eq!(bytes.len(), HEADER_LEN + payload.len());
             let env = decode(&bytes).unwrap();

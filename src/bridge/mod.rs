@@ -182,7 +182,8 @@ impl Shared {
     pub fn connection_up(&self, flag: &AtomicBool) {
         flag.store(true, Ordering::Release);
         let mut reported = self.reported.lock().unwrap_or_else(|e| e.into_inner());
-        let both = self.publisher_up.load(Ordering::Acquire) && self.subscriber_up.load(Ordering::Acquire);
+        let both =
+            self.publisher_up.load(Ordering::Acquire) && self.subscriber_up.load(Ordering::Acquire);
         if both && *reported != Reported::Up {
             if *reported == Reported::Down {
                 self.reconnects.fetch_add(1, Ordering::Relaxed);
@@ -320,7 +321,8 @@ impl Bridge {
         bridge
             .threads
             .push(spawn("wsembed-redis-pub", Box::new(move || publisher::run(s, q, st)))?);
-        let (s, c, st): (Arc<Shared>, Receiver<Control>, Receiver<()>) = (shared, control_rx, stop_rx);
+        let (s, c, st): (Arc<Shared>, Receiver<Control>, Receiver<()>) =
+            (shared, control_rx, stop_rx);
         bridge
             .threads
             .push(spawn("wsembed-redis-sub", Box::new(move || subscriber::run(s, c, st)))?);

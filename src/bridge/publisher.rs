@@ -114,7 +114,8 @@ fn session(
                 shared.dropped.fetch_add(count, Ordering::Relaxed);
                 // A server's error reply (e.g. no permission for the channel) leaves the
                 // connection usable; anything else (I/O, timeout, parse) does not.
-                let reply = matches!(e.kind(), redis::ErrorKind::Server(_) | redis::ErrorKind::Extension);
+                let reply =
+                    matches!(e.kind(), redis::ErrorKind::Server(_) | redis::ErrorKind::Extension);
                 if !reply || !con.is_open() {
                     return e.to_string();
                 }
