@@ -1,7 +1,7 @@
 //! The subscriber thread: one pub/sub connection, read with a short timeout so that
 //! subscription requests, linger deadlines and the stop flag are looked at between reads.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,15 +16,21 @@ const CHANNELS_PER_COMMAND: usize = 512;
 /// A PING after this long without any traffic, to find a connection that died silently.
 const PING_INTERVAL: Duration = Duration::from_secs(10);
 
-/// What this server wants, and what the current connection has in Redis.
+/// What this server wants, and what the current connection has in Redis. Every operation is
+/// O(1) per topic it concerns, so many topics cost nothing per message.
 #[derive(Default)]
 struct Subscriptions {
     /// Topics with local subscribers (the engine's view).
     wanted: HashSet<Arc<str>>,
     /// Topics subscribed on the current connection (empty while disconnected).
     subscribed: HashSet<Arc<str>>,
-    /// Subscribed but no longer wanted: unsubscribe at the deadline.
+    /// Wanted, not yet subscribed on the current connection.
+    pending: HashSet<Arc<str>>,
+    /// Subscribed but no longer wanted, with the deadline of their unsubscribe.
     lingering: HashMap<Arc<str>, Instant>,
+    /// The same deadlines in order (the linger is constant); entries whose topic was wanted
+    /// again, or lingers with a later deadline, are skipped.
+    deadlines: VecDeque<(Instant, Arc<str>)>,
 }
 
 impl Subscriptions {
@@ -32,32 +38,57 @@ impl Subscriptions {
         match control {
             Control::Subscribe(topic) => {
                 self.lingering.remove(&topic);
+                if !self.subscribed.contains(&topic) {
+                    self.pending.insert(topic.clone());
+                }
                 self.wanted.insert(topic);
             }
             Control::Unsubscribe(topic) => {
                 self.wanted.remove(&topic);
-                if self.subscribed.contains(&topic) {
-                    self.lingering.entry(topic).or_insert_with(|| Instant::now() + linger);
+                self.pending.remove(&topic);
+                if self.subscribed.contains(&topic) && !self.lingering.contains_key(&topic) {
+                    let deadline = Instant::now() + linger;
+                    self.lingering.insert(topic.clone(), deadline);
+                    self.deadlines.push_back((deadline, topic));
                 }
             }
         }
     }
 
-    fn disconnected(&mut self) {
-        self.subscribed.clear();
+    /// A new connection has `wanted` subscribed, and nothing else.
+    fn connected(&mut self) {
+        self.subscribed = self.wanted.clone();
+        self.pending.clear();
         self.lingering.clear();
+        self.deadlines.clear();
     }
 
-    /// Topics to subscribe now (wanted, not subscribed) and to unsubscribe now (linger over).
-    fn due(&self, now: Instant) -> (Vec<Arc<str>>, Vec<Arc<str>>) {
-        let subscribe = self.wanted.difference(&self.subscribed).cloned().collect();
-        let unsubscribe = self
-            .lingering
-            .iter()
-            .filter(|(_, deadline)| **deadline <= now)
-            .map(|(topic, _)| topic.clone())
-            .collect();
-        (subscribe, unsubscribe)
+    fn disconnected(&mut self) {
+        self.subscribed.clear();
+        self.pending = self.wanted.clone();
+        self.lingering.clear();
+        self.deadlines.clear();
+    }
+
+    /// Takes the topics to subscribe now.
+    fn take_pending(&mut self) -> Vec<Arc<str>> {
+        self.pending.drain().collect()
+    }
+
+    /// Takes the topics whose linger is over.
+    fn take_expired(&mut self, now: Instant) -> Vec<Arc<str>> {
+        let mut expired = Vec::new();
+        while let Some((deadline, _)) = self.deadlines.front() {
+            if *deadline > now {
+                break;
+            }
+            let (deadline, topic) = self.deadlines.pop_front().expect("front");
+            if self.lingering.get(&topic) == Some(&deadline) {
+                self.lingering.remove(&topic);
+                expired.push(topic);
+            }
+        }
+        expired
     }
 }
 
@@ -115,7 +146,7 @@ fn session(
     for chunk in channels.chunks(CHANNELS_PER_COMMAND) {
         pubsub.subscribe(chunk).map_err(err)?;
     }
-    subs.subscribed = subs.wanted.clone();
+    subs.connected();
     pubsub.set_read_timeout(Some(POLL_INTERVAL)).map_err(err)?;
     backoff.reset();
     shared.connection_up(&shared.subscriber_up);
@@ -129,7 +160,8 @@ fn session(
             subs.apply(request, shared.linger);
         }
         let now = Instant::now();
-        let (subscribe, unsubscribe) = subs.due(now);
+        let subscribe = subs.take_pending();
+        let unsubscribe = subs.take_expired(now);
         let ping = now.duration_since(last_traffic) >= PING_INTERVAL;
         if !subscribe.is_empty() || !unsubscribe.is_empty() || ping {
             // Each of these reads its reply: give Redis the full reply deadline. A timeout
@@ -145,7 +177,6 @@ fn session(
                 pubsub.unsubscribe(&names).map_err(err)?;
                 for topic in chunk {
                     subs.subscribed.remove(topic);
-                    subs.lingering.remove(topic);
                 }
             }
             if ping {
@@ -197,5 +228,68 @@ fn deliver(shared: &Shared, subs: &Subscriptions, msg: &redis::Msg) {
                 payload: bytes::Bytes::copy_from_slice(env.payload),
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sub(t: &str) -> Control {
+        Control::Subscribe(Arc::from(t))
+    }
+    fn unsub(t: &str) -> Control {
+        Control::Unsubscribe(Arc::from(t))
+    }
+    fn names(mut v: Vec<Arc<str>>) -> Vec<String> {
+        v.sort();
+        v.iter().map(|t| t.to_string()).collect()
+    }
+
+    #[test]
+    fn linger_and_its_cancellation() {
+        let linger = Duration::from_millis(100);
+        let mut s = Subscriptions::default();
+        s.connected();
+        s.apply(sub("a"), linger);
+        s.apply(sub("b"), linger);
+        s.apply(unsub("b"), linger); // never subscribed in Redis: nothing to linger
+        assert_eq!(names(s.take_pending()), ["a"]);
+        s.subscribed.insert(Arc::from("a"));
+        assert!(s.take_pending().is_empty());
+
+        let t0 = Instant::now();
+        s.apply(unsub("a"), linger);
+        assert!(s.take_expired(t0).is_empty());
+        assert_eq!(names(s.take_expired(t0 + 2 * linger)), ["a"]);
+
+        // Wanted again during the linger: the old deadline is void, a new leave starts anew.
+        s.apply(unsub("a"), linger);
+        s.apply(sub("a"), linger);
+        assert!(s.take_pending().is_empty(), "still subscribed");
+        assert!(s.take_expired(Instant::now() + 2 * linger).is_empty());
+        s.apply(unsub("a"), linger);
+        let again = Instant::now();
+        assert!(s.take_expired(again).is_empty());
+        assert_eq!(names(s.take_expired(again + 2 * linger)), ["a"]);
+    }
+
+    #[test]
+    fn reconnect_subscribes_what_is_wanted() {
+        let linger = Duration::from_millis(100);
+        let mut s = Subscriptions::default();
+        s.apply(sub("a"), linger);
+        s.apply(sub("b"), linger);
+        s.connected();
+        s.apply(unsub("b"), linger);
+        s.disconnected();
+        assert_eq!(names(s.take_pending()), ["a"]);
+        s.apply(sub("c"), linger);
+        s.connected();
+        assert!(s.take_pending().is_empty());
+        let mut subscribed: Vec<Arc<str>> = s.subscribed.iter().cloned().collect();
+        subscribed.sort();
+        assert_eq!(names(subscribed), ["a", "c"]);
+        assert!(s.take_expired(Instant::now() + 2 * linger).is_empty());
     }
 }
