@@ -46,8 +46,9 @@
 //!
 //! # Time bounds
 //! Every Redis call has a deadline: connect 2 s, replies 3 s. Dropping a [`Bridge`] joins its
-//! threads; that takes at most one poll (50 ms) when Redis is down or healthy, and at most one
-//! such deadline when Redis is up but not answering.
+//! threads: a few polls (measured: ~1 ms with Redis down, ~0.1 s with Redis stopped by
+//! SIGSTOP), at most one such deadline if a connect or command is under way to a Redis that
+//! accepts but does not answer.
 
 pub mod envelope;
 mod publisher;
@@ -59,7 +60,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::{Sender, TrySendError};
 
 use crate::Error;
 
@@ -73,8 +74,8 @@ pub(crate) const BACKOFF_MIN: Duration = Duration::from_millis(100);
 pub(crate) const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 /// Options of a bridge. The engine fills `url` and `prefix` from its `redis_url` and
-/// `redis_prefix` options; the rest have working defaults.
-#[derive(Debug, Clone)]
+/// `redis_prefix` options; the rest have working defaults. `Debug` hides the URL's password.
+#[derive(Clone)]
 pub struct BridgeConfig {
     /// `redis://[user:password@]host[:port][/db]` (port 6379 by default).
     pub url: String,
@@ -87,6 +88,30 @@ pub struct BridgeConfig {
     /// Bytes (payloads plus topics plus a small per-message overhead) that may wait for the
     /// publisher (default 64 MiB).
     pub max_queue_bytes: usize,
+}
+
+impl std::fmt::Debug for BridgeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BridgeConfig")
+            .field("url", &redact(&self.url))
+            .field("prefix", &self.prefix)
+            .field("linger", &self.linger)
+            .field("max_queue_messages", &self.max_queue_messages)
+            .field("max_queue_bytes", &self.max_queue_bytes)
+            .finish()
+    }
+}
+
+/// The URL with the password of its user info (if any) replaced by `***`.
+fn redact(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else { return url.to_owned() };
+    let rest = &url[scheme_end..];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else { return url.to_owned() };
+    match rest[..at].find(':') {
+        Some(colon) => format!("{}{}:***{}", &url[..scheme_end], &rest[..colon], &rest[at..]),
+        None => url.to_owned(),
+    }
 }
 
 impl Default for BridgeConfig {
@@ -272,11 +297,12 @@ impl Bridge {
         if !config.url.starts_with("redis://") {
             return Err(Error::InvalidArgument(format!(
                 "redis_url {:?}: expected redis://[user:password@]host[:port][/db]",
-                config.url
+                redact(&config.url)
             )));
         }
-        let client = redis::Client::open(config.url.as_str())
-            .map_err(|e| Error::InvalidArgument(format!("redis_url {:?}: {e}", config.url)))?;
+        let client = redis::Client::open(config.url.as_str()).map_err(|e| {
+            Error::InvalidArgument(format!("redis_url {:?}: {e}", redact(&config.url)))
+        })?;
         if config.prefix.is_empty() {
             return Err(Error::InvalidArgument("redis_prefix must not be empty".into()));
         }
@@ -321,8 +347,7 @@ impl Bridge {
         bridge
             .threads
             .push(spawn("wsembed-redis-pub", Box::new(move || publisher::run(s, q, st)))?);
-        let (s, c, st): (Arc<Shared>, Receiver<Control>, Receiver<()>) =
-            (shared, control_rx, stop_rx);
+        let (s, c, st) = (shared, control_rx, stop_rx);
         bridge
             .threads
             .push(spawn("wsembed-redis-sub", Box::new(move || subscriber::run(s, c, st)))?);
@@ -423,6 +448,20 @@ mod tests {
             }
         }
         assert!(matches!(start("redis://127.0.0.1:1", ""), Err(Error::InvalidArgument(_))));
+    }
+
+    #[test]
+    fn passwords_stay_out_of_messages() {
+        assert_eq!(redact("redis://u:pw@h:1/2"), "redis://u:***@h:1/2");
+        assert_eq!(redact("redis://:p@w@h"), "redis://:***@h");
+        assert_eq!(redact("redis://h:1/a@b"), "redis://h:1/a@b");
+        assert_eq!(redact("redis://user@h"), "redis://user@h");
+        let config = BridgeConfig { url: "redis://:secret@h".into(), ..Default::default() };
+        assert!(!format!("{config:?}").contains("secret"));
+        match start("redis://:secret@h:notaport", "p") {
+            Err(e) => assert!(!e.to_string().contains("secret"), "{e}"),
+            Ok(_) => panic!("accepted"),
+        }
     }
 
     #[test]
