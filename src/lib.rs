@@ -21,6 +21,7 @@
 //! # Ok::<(), wsembed::Error>(())
 //! ```
 
+pub mod bridge;
 pub mod config;
 mod engine;
 pub mod error;
