@@ -129,6 +129,14 @@
  * approval_timeout_ms: milliseconds, default "10000"
  *   A handshake the host has not answered in this time is rejected with 503.
  *
+ * redis_url: text, default none
+ *   Join the servers connected to this Redis (redis://[user:password@]host:port[/db]): publish
+ *   and broadcast reach their clients too; empty = this server alone.
+ *
+ * redis_prefix: text, default "wsembed"
+ *   Prefix of the Redis channels (servers sharing a prefix share topics): PREFIX:t:TOPIC and
+ *   PREFIX:b.
+ *
  * tls_cert_file: path, default none
  *   PEM certificate chain for wss:// (read when set; TLS 1.2 and 1.3 only).
  *
@@ -199,6 +207,12 @@ enum wsembed_event_kind
   WSEMBED_EVENT_PING = 7,
   // The peer sent a pong; payload in `data`/`len`. Only with option `ping_events`.
   WSEMBED_EVENT_PONG = 8,
+  // The Redis bridge (option `redis_url`) is connected; `conn` is 0.
+  WSEMBED_EVENT_BRIDGE_UP = 9,
+  // The Redis bridge lost Redis (or could not reach it at start); the reason in
+  // `data`/`len`; `conn` is 0. Local delivery goes on; publishes to other servers are
+  // dropped and counted until BRIDGE_UP.
+  WSEMBED_EVENT_BRIDGE_DOWN = 10,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -321,6 +335,15 @@ typedef struct wsembed_stats {
   uint64_t queued_bytes;
   // Gauge: what the host commands waiting for the loop cost now.
   uint64_t queued_command_bytes;
+  // Redis bridge (option `redis_url`): messages published to Redis.
+  uint64_t bridge_published;
+  // Messages received from other servers through Redis (this server's own echoes excluded).
+  uint64_t bridge_received;
+  // Messages the bridge dropped: publishes while Redis was down or its queue full, broken
+  // envelopes, and remote messages the loop had no room for.
+  uint64_t bridge_dropped;
+  // Times the bridge reconnected to Redis after losing it.
+  uint64_t bridge_reconnects;
 } wsembed_stats;
 
 #ifdef __cplusplus
@@ -473,10 +496,10 @@ wsembed_result wsembed_server_ping(const struct wsembed_server *server,
                                    size_t len);
 
 // Attaches `user_data` (any pointer; wsembed never dereferences or frees it) to `conn`,
-// in any phase (HANDSHAKE included). Every later event of `conn`, its CLOSE included,
+// which must be open or awaiting approval (HANDSHAKE). Every later event of `conn`, its CLOSE included,
 // carries it in `wsembed_event.user_data`; the association ends with the poll after the
 // one that returned the CLOSE, so free what it points to after handling CLOSE. Setting
-// again replaces it. NO_SUCH_CONNECTION once the connection is gone.
+// again replaces it. NO_SUCH_CONNECTION once the connection is closing or gone.
 wsembed_result wsembed_server_set_user_data(const struct wsembed_server *server,
                                             uint64_t conn,
                                             void *user_data);

@@ -40,6 +40,12 @@ pub enum Event {
     /// The connection's send queue fell below half of `max_buffered_bytes` after a send was
     /// refused with `WouldBlock`.
     Drain { conn: ConnId },
+    /// The Redis bridge (option `redis_url`) connected: publishes reach the other servers.
+    /// Not about a connection (`conn()` is 0).
+    BridgeUp,
+    /// The Redis bridge lost Redis (or could not reach it at start): local delivery goes on,
+    /// publishes to other servers are dropped and counted until `BridgeUp`.
+    BridgeDown { reason: String },
     /// The peer sent a ping (already answered with a pong); only with `ping_events`.
     Ping { conn: ConnId, data: Vec<u8> },
     /// The peer sent a pong (an answer to our ping, or unsolicited); only with `ping_events`.
@@ -56,6 +62,7 @@ impl Event {
             | Event::Drain { conn }
             | Event::Ping { conn, .. }
             | Event::Pong { conn, .. } => *conn,
+            Event::BridgeUp | Event::BridgeDown { .. } => 0,
         }
     }
 }

@@ -56,6 +56,13 @@ impl Server {
         let waker = mio::Waker::new(poll.registry(), WAKER)?;
         let (tx, rx) = crossbeam_channel::unbounded();
         let shared = Arc::new(Shared::new(&config, tx, waker)?);
+        if !config.redis_url.is_empty() {
+            let bridge = crate::bridge::Bridge::start(
+                crate::bridge::BridgeConfig { url: config.redis_url.clone(), prefix: config.redis_prefix.clone(), ..Default::default() },
+                bridge_sink(Arc::downgrade(&shared)),
+            )?;
+            let _ = shared.bridge.set(Arc::new(bridge));
+        }
         let event_loop = EventLoop::new(poll, listener, shared.clone(), rx, config, static_root, tls);
         let loop_shared = shared.clone();
         let thread = std::thread::Builder::new().name(format!("wsembed:{}", local_addr.port())).spawn(move || {
@@ -97,7 +104,7 @@ impl Server {
         }
         let n = polled.ok_or(Error::Stopped)?;
         if !shared.user_data.is_empty() {
-            closed.extend(out[start..].iter().filter_map(|e| matches!(e, Event::Close { .. }).then(|| e.conn())));
+            closed.extend(out[start..].iter().filter(|e| matches!(e, Event::Close { .. })).map(Event::conn));
         }
         Ok(n)
     }
@@ -133,6 +140,9 @@ impl Server {
         let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take().ok_or(Error::Stopped)?;
         self.handle.shared.request_stop(Instant::now() + timeout);
         let _ = thread.join();
+        if let Some(bridge) = self.handle.shared.bridge.get() {
+            bridge.shutdown();
+        }
         if self.handle.shared.has_panicked() {
             return Err(self.handle.shared.check_running().unwrap_err());
         }
@@ -221,18 +231,28 @@ impl ServerHandle {
     }
 
     /// Sends to every open connection except `except` (if given). The frame is encoded once
-    /// and shared by all recipients.
+    /// and shared by all recipients. With `redis_url`, every other server's clients get it
+    /// too (`except` only means something here).
     pub fn broadcast(&self, kind: MessageKind, data: &[u8], except: Option<ConnId>) -> Result<(), Error> {
         check_payload(kind, data)?;
         let frame = message_frame(kind, data);
-        self.shared.submit(Command::Broadcast { frame, except: except.unwrap_or(0) })
+        self.shared.submit(Command::Broadcast { frame, except: except.unwrap_or(0) })?;
+        if let Some(bridge) = self.shared.bridge.get() {
+            bridge.publish(None, kind == MessageKind::Text, data);
+        }
+        Ok(())
     }
 
-    /// Sends to every connection subscribed to `topic`.
+    /// Sends to every connection subscribed to `topic`, on every server sharing the Redis
+    /// of `redis_url` when set. Local subscribers get it at once.
     pub fn publish(&self, topic: &str, kind: MessageKind, data: &[u8]) -> Result<(), Error> {
         check_payload(kind, data)?;
         let frame = message_frame(kind, data);
-        self.shared.submit(Command::Publish { topic: topic.into(), frame })
+        self.shared.submit(Command::Publish { topic: topic.into(), frame })?;
+        if let Some(bridge) = self.shared.bridge.get() {
+            bridge.publish(Some(topic), kind == MessageKind::Text, data);
+        }
+        Ok(())
     }
 
     pub fn subscribe(&self, conn: ConnId, topic: &str) -> Result<(), Error> {
@@ -312,6 +332,27 @@ impl ServerHandle {
         self.shared.check_running()?;
         self.shared.table.pending(conn).ok_or(Error::NoSuchConnection)
     }
+}
+
+/// How the Redis bridge hands remote messages and its state to the loop: as commands, so the
+/// loop fans each message out once (the frame is encoded here, on the bridge thread).
+fn bridge_sink(shared: std::sync::Weak<Shared>) -> Box<dyn Fn(crate::bridge::BridgeEvent) + Send + Sync> {
+    use crate::bridge::BridgeEvent;
+    Box::new(move |event| {
+        let Some(shared) = shared.upgrade() else { return };
+        let command = match event {
+            BridgeEvent::Up => Command::BridgeState { up: true, reason: String::new() },
+            BridgeEvent::Down { reason } => Command::BridgeState { up: false, reason },
+            BridgeEvent::Message { topic, is_text, payload } => {
+                let kind = if is_text { MessageKind::Text } else { MessageKind::Binary };
+                Command::Remote { topic, frame: message_frame(kind, &payload) }
+            }
+        };
+        let remote = matches!(command, Command::Remote { .. });
+        if shared.submit(command).is_err() && remote {
+            shared.remote_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    })
 }
 
 fn check_payload(kind: MessageKind, data: &[u8]) -> Result<(), Error> {

@@ -40,4 +40,13 @@ pub struct Stats {
     pub queued_bytes: u64,
     /// Gauge: what the host commands waiting for the loop cost now.
     pub queued_command_bytes: u64,
+    /// Redis bridge (option `redis_url`): messages published to Redis.
+    pub bridge_published: u64,
+    /// Messages received from other servers through Redis (this server's own echoes excluded).
+    pub bridge_received: u64,
+    /// Messages the bridge dropped: publishes while Redis was down or its queue full, broken
+    /// envelopes, and remote messages the loop had no room for.
+    pub bridge_dropped: u64,
+    /// Times the bridge reconnected to Redis after losing it.
+    pub bridge_reconnects: u64,
 }

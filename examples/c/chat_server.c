@@ -6,7 +6,9 @@
  * is closed with 1003 (unsupported data). Messages over 64 KiB are closed with 1009 by the
  * engine.
  *
- *   chat_server [--port N] [--host H] [--static DIR] [--tls CERT.pem KEY.pem]
+ *   chat_server [--port N] [--host H] [--static DIR] [--tls CERT.pem KEY.pem] [--redis URL]
+ *
+ * With --redis, chat servers sharing that Redis share the room.
  *
  * With --tls the page and the socket are served over https:// and wss:// (the page then
  * connects with wss:// by itself).
@@ -72,14 +74,14 @@ static int default_static_dir(char *out) {
 }
 
 static void usage(const char *argv0) {
-    fprintf(stderr, "usage: %s [--port N] [--host H] [--static DIR] [--tls CERT.pem KEY.pem]\n", argv0);
+    fprintf(stderr, "usage: %s [--port N] [--host H] [--static DIR] [--tls CERT.pem KEY.pem] [--redis URL]\n", argv0);
 }
 
 int main(int argc, char **argv) {
     long port = 8080;
     const char *host = "127.0.0.1";
     const char *static_arg = NULL;
-    const char *tls_cert = NULL, *tls_key = NULL;
+    const char *tls_cert = NULL, *tls_key = NULL, *redis = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) {
             char *end = NULL;
@@ -94,6 +96,8 @@ int main(int argc, char **argv) {
         } else if (strcmp(argv[i], "--tls") == 0 && i + 2 < argc) {
             tls_cert = argv[++i];
             tls_key = argv[++i];
+        } else if (strcmp(argv[i], "--redis") == 0 && i + 1 < argc) {
+            redis = argv[++i];
         } else if (strcmp(argv[i], "--static") == 0 && i + 1 < argc) {
             static_arg = argv[++i];
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -125,6 +129,7 @@ int main(int argc, char **argv) {
     if (rc == WSEMBED_OK) rc = wsembed_config_set(config, "static_dir", static_dir);
     if (rc == WSEMBED_OK && tls_cert) rc = wsembed_config_set(config, "tls_cert_file", tls_cert);
     if (rc == WSEMBED_OK && tls_key) rc = wsembed_config_set(config, "tls_key_file", tls_key);
+    if (rc == WSEMBED_OK && redis) rc = wsembed_config_set(config, "redis_url", redis);
     if (rc != WSEMBED_OK) {
         fail("config", rc);
         wsembed_config_free(config);

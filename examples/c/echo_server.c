@@ -2,7 +2,12 @@
  * echo_server: echoes every message to its sender (text as text, binary as binary), or with
  * --broadcast sends each message to every connected client.
  *
- *   echo_server [--port N] [--broadcast]
+ *   echo_server [--port N] [--broadcast] [--deflate shared|dedicated] [--redis URL]
+ *               [--inline] [--threads N]
+ *
+ * --deflate: permessage-deflate (option `compression`); --redis: broadcasts reach the clients
+ * of every echo_server on that Redis (option `redis_url`); --inline: no loop thread, the
+ * polling thread runs the engine (option `loop_thread` = 0); --threads: loops on N cores.
  *
  * Prints "listening on ws://127.0.0.1:PORT" once it accepts connections. Stops on SIGINT/SIGTERM.
  */
@@ -36,32 +41,44 @@ static void raise_fd_limit(void) {
     }
 }
 
-int main(int argc, char **argv) {
-    long port = 0;
-    int broadcast = 0;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) {
-            char *end = NULL;
-            port = strtol(argv[++i], &end, 10);
-            if (*end != '\0' || port < 0 || port > 65535) {
-                fprintf(stderr, "echo_server: bad port %s\n", argv[i]);
-                return 2;
-            }
-        } else if (strcmp(argv[i], "--broadcast") == 0) {
-            broadcast = 1;
-        } else {
-            fprintf(stderr, "usage: %s [--port N] [--broadcast]\n", argv[0]);
-            return 2;
-        }
-    }
+/* Command-line flags that take a value and the option each one sets. */
+static const struct {
+    const char *flag, *option;
+} VALUE_FLAGS[] = {
+    {"--port", "port"}, {"--deflate", "compression"}, {"--redis", "redis_url"}, {"--threads", "threads"},
+};
 
+int main(int argc, char **argv) {
+    int broadcast = 0;
     raise_fd_limit();
     wsembed_config *config = NULL;
     wsembed_result rc = wsembed_config_new(&config);
     if (rc != WSEMBED_OK) return fail("config", rc);
-    rc = wsembed_config_set_int(config, "port", port);
-    if (rc == WSEMBED_OK) rc = wsembed_config_set_int(config, "max_message_size", 16 * 1024 * 1024);
-    if (rc != WSEMBED_OK) return fail("config", rc);
+    rc = wsembed_config_set_int(config, "max_message_size", 16 * 1024 * 1024);
+    for (int i = 1; i < argc && rc == WSEMBED_OK; i++) {
+        size_t f = 0;
+        while (f < sizeof VALUE_FLAGS / sizeof VALUE_FLAGS[0] && strcmp(argv[i], VALUE_FLAGS[f].flag) != 0) f++;
+        if (f < sizeof VALUE_FLAGS / sizeof VALUE_FLAGS[0] && i + 1 < argc) {
+            /* The engine validates the value (a bad port, mode or URL is reported below). */
+            rc = wsembed_config_set(config, VALUE_FLAGS[f].option, argv[++i]);
+        } else if (strcmp(argv[i], "--broadcast") == 0) {
+            broadcast = 1;
+        } else if (strcmp(argv[i], "--inline") == 0) {
+            rc = wsembed_config_set(config, "loop_thread", "0");
+        } else {
+            fprintf(stderr,
+                    "usage: %s [--port N] [--broadcast] [--deflate shared|dedicated] [--redis URL] [--inline] "
+                    "[--threads N]\n",
+                    argv[0]);
+            wsembed_config_free(config);
+            return 2;
+        }
+    }
+    if (rc != WSEMBED_OK) {
+        fail("options", rc);
+        wsembed_config_free(config);
+        return 2;
+    }
 
     wsembed_server *server = NULL;
     rc = wsembed_server_start(config, &server);

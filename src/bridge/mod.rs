@@ -279,9 +279,9 @@ pub struct Bridge {
     queue: Sender<Outgoing>,
     control: Sender<Control>,
     /// Dropped (disconnected) to wake both threads at once on stop.
-    stop_tx: Option<Sender<()>>,
+    stop_tx: Mutex<Option<Sender<()>>>,
     max_queue_bytes: usize,
-    threads: Vec<JoinHandle<()>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Bridge {
@@ -336,9 +336,9 @@ impl Bridge {
             shared: shared.clone(),
             queue,
             control,
-            stop_tx: Some(stop_tx),
+            stop_tx: Mutex::new(Some(stop_tx)),
             max_queue_bytes: config.max_queue_bytes,
-            threads: Vec::with_capacity(2),
+            threads: Mutex::new(Vec::with_capacity(2)),
         };
         let spawn = |name: &str, body: Box<dyn FnOnce() + Send>| {
             std::thread::Builder::new().name(name.into()).spawn(body)
@@ -346,10 +346,14 @@ impl Bridge {
         let (s, q, st) = (shared.clone(), queue_rx, stop_rx.clone());
         bridge
             .threads
+            .get_mut()
+            .expect("not shared yet")
             .push(spawn("wsembed-redis-pub", Box::new(move || publisher::run(s, q, st)))?);
         let (s, c, st) = (shared, control_rx, stop_rx);
         bridge
             .threads
+            .get_mut()
+            .expect("not shared yet")
             .push(spawn("wsembed-redis-sub", Box::new(move || subscriber::run(s, c, st)))?);
         Ok(bridge)
     }
@@ -419,13 +423,26 @@ impl Bridge {
     }
 }
 
+impl Bridge {
+    /// Stops both threads and waits for them (bounded: every Redis call has a deadline).
+    /// Idempotent; the sink is never called once it returns.
+    pub fn shutdown(&self) {
+        self.shared.stop.store(true, Ordering::Release);
+        self.stop_tx.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
+        let me = std::thread::current().id();
+        for thread in threads {
+            // Never join the calling thread (a sink that dropped the last owner).
+            if thread.thread().id() != me {
+                let _ = thread.join();
+            }
+        }
+    }
+}
+
 impl Drop for Bridge {
     fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::Release);
-        self.stop_tx.take();
-        for thread in self.threads.drain(..) {
-            let _ = thread.join();
-        }
+        self.shutdown();
     }
 }
 

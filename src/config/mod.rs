@@ -100,6 +100,10 @@ pub struct ServerConfig {
     /// each). Past it the loop stops reading from sockets (TCP pushes back on the clients)
     /// until the host catches up, so a slow host cannot be made to buffer without bound.
     pub max_pending_event_bytes: usize,
+    /// Join the servers on this Redis (`redis://[user:password@]host:port[/db]`; empty: none).
+    pub redis_url: String,
+    /// Prefix of the Redis channels (default `wsembed`).
+    pub redis_prefix: String,
     /// Report `Event::Ping`/`Event::Pong` (default false).
     pub ping_events: bool,
     /// Cap on what every send queue together may cost (default: a quarter of physical memory).
@@ -139,6 +143,8 @@ impl Default for ServerConfig {
             tls: None,
             max_pending_event_bytes: 64 << 20,
             ping_events: false,
+            redis_url: String::new(),
+            redis_prefix: "wsembed".to_owned(),
             max_total_buffered_bytes: default_total_buffered(),
             max_queued_command_bytes: 64 << 20,
         }

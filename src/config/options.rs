@@ -93,6 +93,12 @@ options_table! {
     "approval_timeout_ms", "milliseconds", "10000",
         "A handshake the host has not answered in this time is rejected with 503.",
         |c, v| { c.approval_timeout = ms(positive(v)?); Ok(()) };
+    "redis_url", "text", "",
+        "Join the servers connected to this Redis (redis://[user:password@]host:port[/db]): publish and broadcast reach their clients too; empty = this server alone.",
+        |c, v| { c.redis_url = v.to_owned(); Ok(()) };
+    "redis_prefix", "text", "wsembed",
+        "Prefix of the Redis channels (servers sharing a prefix share topics): PREFIX:t:TOPIC and PREFIX:b.",
+        |c, v| { c.redis_prefix = nonempty(v)?.to_owned(); Ok(()) };
     "tls_cert_file", "path", "",
         "PEM certificate chain for wss:// (read when set; TLS 1.2 and 1.3 only).",
         |c, v| { c.set_tls_part(true, read_pem(v)?); Ok(()) };

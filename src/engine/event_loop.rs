@@ -19,7 +19,7 @@ use super::admission::Admission;
 use super::connection::{Action, CloseCause, Connection, Outputs};
 use super::out_queue::OutQueue;
 use super::slots::{make_id, slot_of};
-use super::topics::Topics;
+use super::topics::{Change, Topics};
 use super::transport::{NoSigPipe, Transport};
 use super::{bump, Command, Shared};
 use crate::config::{BackpressurePolicy, ServerConfig};
@@ -232,7 +232,12 @@ impl EventLoop {
                 }
                 Action::LeftOpen => {
                     let _ = table.id.compare_exchange(id, 0, Ordering::AcqRel, Ordering::Acquire);
-                    self.topics.leave_all(id, |_| {});
+                    let bridge = self.shared.bridge.get();
+                    self.topics.leave_all(id, |topic| {
+                        if let Some(b) = bridge {
+                            b.unsubscribe(topic)
+                        }
+                    });
                 }
                 Action::AwaitApproval => table.pending.store(id, Ordering::Release),
                 Action::Answered => table.pending.store(0, Ordering::Release),
@@ -329,15 +334,26 @@ impl EventLoop {
                 self.deliver_all(recipients, &frame, now)
             }
             Command::Subscribe { conn, topic } => {
-                if self.open_conn(conn).is_some() {
-                    self.topics.subscribe(conn, topic);
+                if self.open_conn(conn).is_some() && self.topics.subscribe(conn, topic.clone()) == Change::Created {
+                    // The first local subscriber: follow the topic on Redis too.
+                    if let Some(bridge) = self.shared.bridge.get() {
+                        bridge.subscribe(&topic);
+                    }
                 }
                 1
             }
             Command::Unsubscribe { conn, topic } => {
-                if self.open_conn(conn).is_some() {
-                    self.topics.unsubscribe(conn, &topic);
+                if self.open_conn(conn).is_some() && self.topics.unsubscribe(conn, &topic) == Change::Emptied {
+                    if let Some(bridge) = self.shared.bridge.get() {
+                        bridge.unsubscribe(&topic);
+                    }
                 }
+                1
+            }
+            Command::Remote { topic: None, frame } => self.execute(Command::Broadcast { frame, except: 0 }, now),
+            Command::Remote { topic: Some(topic), frame } => self.execute(Command::Publish { topic, frame }, now),
+            Command::BridgeState { up, reason } => {
+                self.events.push(if up { Event::BridgeUp } else { Event::BridgeDown { reason } });
                 1
             }
             Command::Close { conn, code, reason } => {
@@ -646,7 +662,12 @@ impl EventLoop {
         let Some(mut conn) = self.entries[slot].conn.take() else { return };
         let id = conn.machine.id;
         let _ = self.poll.registry().deregister(conn.transport.tcp());
-        self.topics.leave_all(id, |_| {});
+        let bridge = self.shared.bridge.get();
+        self.topics.leave_all(id, |topic| {
+            if let Some(b) = bridge {
+                b.unsubscribe(topic)
+            }
+        });
         conn.out.discard();
         self.shared.adjust_total(conn.published_cost, 0);
         let shared = self.shared.table.slot(slot);

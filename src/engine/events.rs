@@ -45,7 +45,8 @@ fn cost(event: &Event) -> usize {
             Event::Open { path, headers, .. } | Event::Handshake { path, headers, .. } => {
                 path.capacity() + headers.iter().map(|(n, v)| n.capacity() + v.capacity() + 48).sum::<usize>()
             }
-            Event::Drain { .. } => 0,
+            Event::BridgeDown { reason } => reason.capacity(),
+            Event::Drain { .. } | Event::BridgeUp => 0,
         }
 }
 

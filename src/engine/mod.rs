@@ -40,6 +40,11 @@ pub enum Command {
     Reject { conn: ConnId, status: u16, body: String },
     /// Close every connection with 1001, flush, and exit by `deadline`.
     Stop { deadline: Instant },
+    /// A message from another server through Redis: to `topic`'s subscribers (None: to every
+    /// open connection), encoded once.
+    Remote { topic: Option<Arc<str>>, frame: Bytes },
+    /// The Redis bridge went up or down.
+    BridgeState { up: bool, reason: String },
     /// Test-only fault hook: the loop thread panics (see `Server::inject_loop_panic`).
     Panic,
 }
@@ -50,6 +55,8 @@ pub fn command_cost(command: &Command) -> usize {
     BASE + match command {
         Command::Send { frame, .. } | Command::Broadcast { frame, .. } => frame.len(),
         Command::Publish { topic, frame } => topic.len() + frame.len(),
+        Command::Remote { topic, frame } => topic.as_ref().map_or(0, |t| t.len()) + frame.len(),
+        Command::BridgeState { reason, .. } => reason.len(),
         Command::Subscribe { topic, .. } | Command::Unsubscribe { topic, .. } => topic.len(),
         Command::Close { reason, .. } => reason.len(),
         Command::Accept { protocol, .. } => protocol.as_ref().map_or(0, String::len),
@@ -110,6 +117,10 @@ impl Counters {
             dropped_commands: get(&self.dropped_commands),
             queued_bytes: 0,
             queued_command_bytes: 0,
+            bridge_published: 0,
+            bridge_received: 0,
+            bridge_dropped: 0,
+            bridge_reconnects: 0,
         }
     }
 }
@@ -145,6 +156,10 @@ pub struct Shared {
     pub max_pending_event_bytes: usize,
     /// Host values attached to connections (`set_user_data`), kept on the host side.
     pub user_data: UserData,
+    /// The Redis bridge, with option `redis_url`.
+    pub bridge: std::sync::OnceLock<Arc<crate::bridge::Bridge>>,
+    /// Messages from Redis refused because the command channel was full.
+    pub remote_dropped: AtomicU64,
 }
 
 /// Values hosts attach to connection ids. Ids are never reused, so a map by id cannot hand a
@@ -208,6 +223,8 @@ impl Shared {
             failing: AtomicUsize::new(0),
             max_pending_event_bytes: config.max_pending_event_bytes,
             user_data: UserData::default(),
+            bridge: std::sync::OnceLock::new(),
+            remote_dropped: AtomicU64::new(0),
         })
     }
 
@@ -279,6 +296,13 @@ impl Shared {
         let mut stats = self.counters.snapshot();
         stats.queued_bytes = self.total_queued.load(Ordering::Acquire) as u64;
         stats.queued_command_bytes = self.command_bytes.load(Ordering::Acquire) as u64;
+        if let Some(bridge) = self.bridge.get() {
+            let b = bridge.stats();
+            stats.bridge_published = b.published;
+            stats.bridge_received = b.received;
+            stats.bridge_dropped = b.dropped + b.broken + self.remote_dropped.load(Ordering::Relaxed);
+            stats.bridge_reconnects = b.reconnects;
+        }
         stats
     }
 

@@ -71,11 +71,6 @@ impl Topics {
     pub fn members(&self, topic: &str) -> impl Iterator<Item = ConnId> + '_ {
         self.members.get(topic).into_iter().flatten().copied()
     }
-
-    /// Every topic with at least one subscriber.
-    pub fn names(&self) -> impl Iterator<Item = &Arc<str>> {
-        self.members.keys()
-    }
 }
 
 #[cfg(test)]

@@ -28,6 +28,12 @@ pub enum wsembed_event_kind {
     WSEMBED_EVENT_PING = 7,
     /// The peer sent a pong; payload in `data`/`len`. Only with option `ping_events`.
     WSEMBED_EVENT_PONG = 8,
+    /// The Redis bridge (option `redis_url`) is connected; `conn` is 0.
+    WSEMBED_EVENT_BRIDGE_UP = 9,
+    /// The Redis bridge lost Redis (or could not reach it at start); the reason in
+    /// `data`/`len`; `conn` is 0. Local delivery goes on; publishes to other servers are
+    /// dropped and counted until BRIDGE_UP.
+    WSEMBED_EVENT_BRIDGE_DOWN = 10,
 }
 
 /// One request header of an OPEN event (both strings NUL-terminated).
@@ -161,6 +167,12 @@ impl Batch {
                 out.len = reason.len();
             }
             Event::Drain { .. } => {}
+            Event::BridgeUp => out.kind = wsembed_event_kind::WSEMBED_EVENT_BRIDGE_UP,
+            Event::BridgeDown { reason } => {
+                out.kind = wsembed_event_kind::WSEMBED_EVENT_BRIDGE_DOWN;
+                out.data = reason.as_ptr();
+                out.len = reason.len();
+            }
             Event::Ping { data, .. } | Event::Pong { data, .. } => {
                 out.kind = match &self.events[i] {
                     Event::Ping { .. } => wsembed_event_kind::WSEMBED_EVENT_PING,

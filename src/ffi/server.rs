@@ -327,9 +327,9 @@ pub fn inject_loop_panic(server: *const wsembed_server) {
 #[no_mangle]
 pub extern "C" fn wsembed_server_free(server: *mut wsembed_server) {
     if !server.is_null() {
-        let _ = std::panic::catch_unwind(|| {
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             // SAFETY: created by wsembed_server_start and not freed before (caller contract).
             drop(unsafe { Box::from_raw(server) })
-        });
+        }));
     }
 }

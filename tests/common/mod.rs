@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod redis;
+
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
