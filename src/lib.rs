@@ -21,6 +21,7 @@
 //! # Ok::<(), wsembed::Error>(())
 //! ```
 
+pub mod client;
 pub mod config;
 mod engine;
 pub mod error;
