@@ -120,6 +120,23 @@ impl Failure {
     }
 }
 
+impl From<&crate::protocol::client_handshake::HandshakeError> for Failure {
+    /// A non-101 status keeps its number; a 101 that fails validation is `BadHandshake`.
+    fn from(e: &crate::protocol::client_handshake::HandshakeError) -> Failure {
+        match e {
+            crate::protocol::client_handshake::HandshakeError::Status { status, .. } => Failure::HttpStatus(*status),
+            crate::protocol::client_handshake::HandshakeError::Invalid(_) => Failure::BadHandshake,
+        }
+    }
+}
+
+impl From<&super::resolve::ResolveError> for Failure {
+    /// A lookup that could not even be queued counts as a DNS failure (retried).
+    fn from(_: &super::resolve::ResolveError) -> Failure {
+        Failure::Dns
+    }
+}
+
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -401,6 +418,15 @@ mod tests {
         assert_eq!((Failure::HttpStatus(503).detail(), Failure::Closed(1006).detail(), Failure::Dns.detail()), (503, 1006, 0));
         assert_eq!(Failure::HttpStatus(503).to_string(), "server refused the upgrade with HTTP 503");
         assert_eq!(Failure::ConnectionRefused.to_string(), "connection refused");
+    }
+
+    #[test]
+    fn handshake_and_resolver_errors_are_classified() {
+        use crate::protocol::client_handshake::HandshakeError;
+        let status = HandshakeError::Status { status: 503, reason: "Busy".into(), headers: vec![] };
+        assert_eq!(Failure::from(&status), Failure::HttpStatus(503));
+        assert_eq!(Failure::from(&HandshakeError::Invalid("x".into())), Failure::BadHandshake);
+        assert_eq!(Failure::from(&super::super::resolve::ResolveError::QueueFull), Failure::Dns);
     }
 
     #[test]

@@ -220,7 +220,7 @@ mod tests {
         assert_eq!(r.resolve(1, "localhost", 1).unwrap(), Lookup::Queued);
         // Wait until the worker took job 1 (the queue is then empty).
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while r.tx.len() != 0 || r.idle.load(Ordering::SeqCst) != 0 {
+        while !r.tx.is_empty() || r.idle.load(Ordering::SeqCst) != 0 {
             assert!(std::time::Instant::now() < deadline);
             std::thread::sleep(Duration::from_millis(1));
         }
