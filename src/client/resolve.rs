@@ -183,6 +183,12 @@ mod tests {
     }
 
     #[test]
+    fn the_resolver_can_move_to_and_be_shared_with_the_loop_thread() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<Resolver>();
+    }
+
+    #[test]
     fn literals_skip_the_workers() {
         let (r, rx) = resolver(2, 4);
         assert_eq!(r.resolve(1, "127.0.0.1", 80).unwrap(), Lookup::Ready("127.0.0.1:80".parse().unwrap()));

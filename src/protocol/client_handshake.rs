@@ -420,6 +420,30 @@ mod tests {
     }
 
     #[test]
+    fn round_trip_with_this_crates_server_side() {
+        use crate::protocol::{client_encoder, decoder, encoder, handshake as server};
+        let options = HandshakeOptions { protocols: vec!["v2".into(), "v1".into()], ..Default::default() };
+        let (mut client, request) = ClientHandshake::new("127.0.0.1:9001", "/ws", &options).unwrap();
+        let server::RequestHead::Upgrade { request, .. } = server::parse_request(&request, 8192) else {
+            panic!("server refused the request");
+        };
+        let supported = ["v1".to_owned()];
+        let chosen = server::choose_protocol(&supported, &request.protocols);
+        let mut wire = server::accept_response(&request.key, chosen);
+        wire.extend_from_slice(&encoder::message_frame(encoder::MessageKind::Text, b"welcome"));
+        let accepted = client.feed(&wire).unwrap().unwrap();
+        assert_eq!(accepted.protocol.as_deref(), Some("v1"));
+        let limits = decoder::DecoderLimits { max_message_size: 1024, max_frame_size: 1024 };
+        let mut out = Vec::new();
+        decoder::Decoder::client().feed(&accepted.early_data, &limits, &mut out).unwrap();
+        assert_eq!(out, vec![decoder::Incoming::Message { is_text: true, data: b"welcome".to_vec() }]);
+        let mut out = Vec::new();
+        let frame = client_encoder::message_frame(encoder::MessageKind::Binary, b"hi");
+        decoder::Decoder::default().feed(&frame, &limits, &mut out).unwrap();
+        assert_eq!(out, vec![decoder::Incoming::Message { is_text: false, data: b"hi".to_vec() }]);
+    }
+
+    #[test]
     fn minimal_request_random_keys_and_host_override() {
         let (a, req) = ClientHandshake::new("[::1]:9001", "/", &HandshakeOptions::default()).unwrap();
         let req = String::from_utf8(req).unwrap();
