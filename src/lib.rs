@@ -22,6 +22,7 @@
 //! ```
 
 pub mod bridge;
+pub mod client;
 pub mod config;
 mod engine;
 pub mod error;

@@ -269,7 +269,7 @@ fn random_u64() -> u64 {
     let mut buf = [0u8; 8];
     // getrandom only fails on platforms without an entropy source; a fixed value then is
     // still a usable (if not unique) node id and jitter.
-    let _ = getrandom::getrandom(&mut buf);
+    let _ = getrandom::fill(&mut buf);
     u64::from_ne_bytes(buf)
 }
 

@@ -1,10 +1,13 @@
-//! Sans-IO decoder for client-to-server WebSocket traffic: frame headers (parsed by
+//! Sans-IO decoder for WebSocket traffic: frame headers (parsed by
 //! tungstenite's `FrameHeader`), unmasking, fragment reassembly, UTF-8 validation as bytes
 //! arrive, control frames and the size limits. Bytes go in as they come off the socket (from
 //! the loop's shared read buffer); whole messages and control frames come out.
 //!
 //! An idle decoder owns no heap memory: partial headers live in a 14-byte array and message
 //! buffers exist only while a message is in flight.
+//!
+//! `Decoder::default()` reads client-to-server traffic (frames must be masked);
+//! [`Decoder::client`] reads server-to-client traffic (frames must not be masked).
 
 use std::io::Cursor;
 
@@ -79,9 +82,16 @@ pub struct Decoder {
     frame: Option<FrameInProgress>,
     message: Option<Box<MessageInProgress>>,
     control: Vec<u8>,
+    /// Decoding a server's frames (client role): masked frames are refused.
+    client: bool,
 }
 
 impl Decoder {
+    /// A decoder for the client role: reads unmasked server frames, fails masked ones (1002).
+    pub fn client() -> Self {
+        Decoder { client: true, ..Decoder::default() }
+    }
+
     /// Bytes held for messages in flight (for memory accounting).
     pub fn buffered(&self) -> usize {
         self.message.as_ref().map_or(0, |m| m.data.capacity()) + self.control.capacity()
@@ -115,7 +125,9 @@ impl Decoder {
             };
             let start = target.len();
             target.extend_from_slice(chunk);
-            unmask(&mut target[start..], frame.mask, frame.done);
+            if frame.mask != [0; 4] {
+                unmask(&mut target[start..], frame.mask, frame.done);
+            }
             frame.done += n as u64;
             if !is_control {
                 let message = self.message.as_mut().expect("message in progress");
@@ -181,8 +193,11 @@ impl Decoder {
         if header.rsv1 || header.rsv2 || header.rsv3 {
             return Err(Violation::protocol("reserved bits set without a negotiated extension"));
         }
-        let Some(mask) = header.mask else {
-            return Err(Violation::protocol("client frame is not masked"));
+        let mask = match (header.mask, self.client) {
+            (Some(mask), false) => mask,
+            (None, false) => return Err(Violation::protocol("client frame is not masked")),
+            (None, true) => [0; 4],
+            (Some(_), true) => return Err(Violation::protocol("server frame is masked")),
         };
         match header.opcode {
             OpCode::Control(_) => {
@@ -280,7 +295,7 @@ pub fn is_valid_close_code(code: u16) -> bool {
 }
 
 /// XORs `buf` with the mask, `offset` being the position of `buf[0]` within the frame payload.
-fn unmask(buf: &mut [u8], mask: [u8; 4], offset: u64) {
+pub(crate) fn unmask(buf: &mut [u8], mask: [u8; 4], offset: u64) {
     let mut rotated = [0u8; 4];
     for (i, byte) in rotated.iter_mut().enumerate() {
         *byte = mask[(offset as usize + i) & 3];
@@ -357,6 +372,37 @@ mod tests {
         let mut decoder = Decoder::default();
         assert_eq!(decoder.feed(&huge, &LIMITS, &mut Vec::new()).unwrap_err().code, 1009);
         assert_eq!(decoder.buffered(), 0);
+    }
+
+    #[test]
+    fn client_role_takes_unmasked_frames_and_refuses_masked_ones() {
+        let mut wire = crate::protocol::encoder::message_frame(crate::MessageKind::Text, b"Hel").to_vec();
+        wire[0] &= 0x7f; // not final
+        wire.extend_from_slice(&crate::protocol::encoder::ping_frame(b"p"));
+        wire.extend_from_slice(&[0x80, 0x02, b'l', b'o']);
+        wire.extend_from_slice(&crate::protocol::encoder::close_frame(Some(1001), "away"));
+        let mut decoder = Decoder::client();
+        let mut out = Vec::new();
+        for byte in &wire {
+            decoder.feed(std::slice::from_ref(byte), &LIMITS, &mut out).unwrap();
+        }
+        assert_eq!(
+            out,
+            vec![
+                Incoming::Ping(b"p".to_vec()),
+                Incoming::Message { is_text: true, data: b"Hello".to_vec() },
+                Incoming::Close(Some((1001, "away".into()))),
+            ]
+        );
+        let err = Decoder::client().feed(&masked(0x81, b"x"), &LIMITS, &mut Vec::new()).unwrap_err();
+        assert_eq!(err, Violation { code: 1002, reason: "server frame is masked" });
+        // The other checks hold in both roles.
+        assert_eq!(Decoder::client().feed(&[0xc1, 0x00], &LIMITS, &mut Vec::new()).unwrap_err().code, 1002);
+        assert_eq!(Decoder::client().feed(&[0x81, 0x01, 0xff], &LIMITS, &mut Vec::new()).unwrap_err().code, 1007);
+        // A masked frame whose key is zero is still masked: the server role takes it.
+        let mut out = Vec::new();
+        Decoder::default().feed(&crate::protocol::encoder::client_frame(0x82, b"ab", [0; 4]), &LIMITS, &mut out).unwrap();
+        assert_eq!(out, vec![Incoming::Message { is_text: false, data: b"ab".to_vec() }]);
     }
 
     #[test]
