@@ -42,6 +42,10 @@
  * port: integer, default "0"
  *   TCP port; 0 picks any free port (read it back after start).
  *
+ * listen: bool, default "true"
+ *   Listen on host:port; false makes a client-only engine (connections dialed with
+ *   wsembed_server_connect).
+ *
  * max_message_size: bytes, default "16777216"
  *   Largest reassembled message accepted; a larger one is closed with 1009.
  *
@@ -173,6 +177,9 @@ enum wsembed_result
   WSEMBED_ERR_PANIC = 7,
   // Text to send is not valid UTF-8.
   WSEMBED_ERR_INVALID_UTF8 = 8,
+  // A client connection is not open yet (or is between reconnects); see the client option
+  // `queue_while_connecting`.
+  WSEMBED_ERR_NOT_OPEN = 9,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -213,6 +220,14 @@ enum wsembed_event_kind
   // `data`/`len`; `conn` is 0. Local delivery goes on; publishes to other servers are
   // dropped and counted until BRIDGE_UP.
   WSEMBED_EVENT_BRIDGE_DOWN = 10,
+  // A client connection (`wsembed_server_connect`) failed or lost its server and dials
+  // again in `delay_ms` ms: `attempt`, `failure` (a `WSEMBED_FAILURE_*` number),
+  // `http_status` (for an HTTP refusal, or the close code when an open connection ended),
+  // the reason text in `data`/`len`.
+  WSEMBED_EVENT_RECONNECTING = 11,
+  // A client connection failed for good (its last event): `failure`, `http_status`, the
+  // reason in `data`/`len`.
+  WSEMBED_EVENT_FAILED = 12,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -238,6 +253,45 @@ typedef enum wsembed_message_kind wsembed_message_kind;
 typedef uint32_t wsembed_message_kind;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
+
+// Why a client connection attempt failed (`wsembed_event.failure`). Stable numbers.
+enum wsembed_failure
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  WSEMBED_FAILURE_NONE = 0,
+  // The host closed or terminated it, or the server stopped: never retried.
+  WSEMBED_FAILURE_CLOSED_BY_HOST = 1,
+  WSEMBED_FAILURE_CONNECTION_REFUSED = 2,
+  // Connecting, TLS or the upgrade took longer than the client's timeouts.
+  WSEMBED_FAILURE_TIMEOUT = 3,
+  // The host name did not resolve.
+  WSEMBED_FAILURE_DNS = 4,
+  // Another network error (reset, unreachable, stream ended during the handshake).
+  WSEMBED_FAILURE_NETWORK = 5,
+  // The server's certificate is not trusted or names another host: never retried.
+  WSEMBED_FAILURE_TLS_VERIFICATION = 6,
+  WSEMBED_FAILURE_TLS = 7,
+  // The server answered with `http_status` instead of 101 (5xx/408/429 are retried).
+  WSEMBED_FAILURE_HTTP_STATUS = 8,
+  // A 101 that breaks RFC 6455 (bad accept key, subprotocol or extension not offered).
+  WSEMBED_FAILURE_BAD_HANDSHAKE = 9,
+  // The open connection ended with close code `http_status` (1001/1006/1011-1014 retried).
+  WSEMBED_FAILURE_CLOSED = 10,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum wsembed_failure wsembed_failure;
+#else
+typedef uint32_t wsembed_failure;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// Options of one client connection. Create with `wsembed_client_options_new`, free with
+// `wsembed_client_options_free` (right after `wsembed_server_connect` if you like: it copies
+// them). Not thread-safe: set options from one thread at a time.
+typedef struct wsembed_client_options wsembed_client_options;
 
 // Server options. Create with `wsembed_config_new`, free with `wsembed_config_free`.
 // Not thread-safe: set options from one thread at a time.
@@ -296,6 +350,15 @@ typedef struct wsembed_event {
   // What the host attached with `wsembed_server_set_user_data` (NULL if nothing), in every
   // event of the connection after the call, its CLOSE included.
   void *user_data;
+  // RECONNECTING: the retry's number (1, 2, ... since the connection last stayed open).
+  uint32_t attempt;
+  // RECONNECTING: milliseconds until the next dial.
+  uint32_t delay_ms;
+  // RECONNECTING/FAILED: a `wsembed_failure` number.
+  uint32_t failure;
+  // RECONNECTING/FAILED: the HTTP status of a refusal (failure HTTP_STATUS) or the close
+  // code (failure CLOSED); 0 otherwise.
+  uint16_t http_status;
 } wsembed_event;
 
 // A snapshot of a server's counters (all since start). In C: `wsembed_stats`.
@@ -361,6 +424,52 @@ const char *wsembed_last_error_message(void);
 
 // The library version, e.g. "0.1.0". Static: never free it.
 const char *wsembed_version(void);
+
+// Creates client options holding every default (no subprotocol, no extra header, 10 s
+// connect and handshake timeouts, no reconnect, the system's CA roots). The caller owns
+// `*out` and releases it with `wsembed_client_options_free`.
+wsembed_result wsembed_client_options_new(struct wsembed_client_options **out);
+
+// Frees client options. NULL is allowed (does nothing).
+void wsembed_client_options_free(struct wsembed_client_options *options);
+
+// Sets client option `name` from its text `value`:
+// - `protocols`: comma-separated subprotocols to offer, most preferred first
+// - `require_protocol`: "1" fails the connection when the server picks none ("0")
+// - `origin`: the Origin header
+// - `header`: one extra request header "Name: value" (Authorization, Cookie...); repeatable
+// - `connect_timeout_ms`, `handshake_timeout_ms`: TCP+TLS connect, then the 101 (10000 each)
+// - `reconnect`: "1" dials again after failures and drops (off)
+// - `reconnect_min_delay_ms` (500), `reconnect_max_delay_ms` (30000): full-jitter backoff,
+//   the n-th retry waits a random time up to min(max, min * 2^n); setting one turns
+//   reconnect on
+// - `reconnect_max_attempts`: retries in a row before FAILED, 0 = unlimited (0)
+// - `reconnect_reset_after_ms`: open this long and the count starts over (10000)
+// - `ca_file`, `ca_pem`: CAs to trust for wss:// instead of the system's roots
+// - `queue_while_connecting`: bytes of sends that wait until open (0: sends before open
+//   fail with WSEMBED_ERR_NOT_OPEN); over it they are dropped and counted
+// - `compression`: "1" offers permessage-deflate
+//
+// Retried: refused, timeouts, DNS and network errors, HTTP 5xx/408/429, close codes
+// 1001/1006/1011-1014. Not retried: other HTTP 4xx, TLS verification failures, close
+// 1000/1008 and the like, or a close the host asked for.
+wsembed_result wsembed_client_options_set(struct wsembed_client_options *options,
+                                          const char *name,
+                                          const char *value);
+
+// Dials `url` (NUL-terminated `ws://` or `wss://` URL: host, port, path and query; IPv6 as
+// `[::1]`) from this server's engine, with `options` (NULL for every default), and writes
+// the new connection's id to `*conn` at once. The connection's events come in the same polls
+// as the server's: OPEN (headers are the response's), TEXT/BINARY, CLOSE, and RECONNECTING
+// or FAILED (its last event when it never opened or gave up). Send, close, terminate and
+// set_user_data work on it from any thread; the id survives reconnects. Sends before OPEN
+// return WSEMBED_ERR_NOT_OPEN unless `queue_while_connecting` is set. Broadcasts reach only
+// the server's own clients. Name resolution runs off the loop thread. A bad URL, header or
+// CA is INVALID_ARGUMENT here; network failures arrive as events.
+wsembed_result wsembed_server_connect(const struct wsembed_server *server,
+                                      const char *url,
+                                      const struct wsembed_client_options *options,
+                                      uint64_t *conn);
 
 // Creates a configuration holding every default. On success `*out` receives a new object
 // that the caller owns and must release with `wsembed_config_free` (it may be freed right

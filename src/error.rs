@@ -19,6 +19,9 @@ pub enum Error {
     Io(std::io::Error),
     /// Text to send is not valid UTF-8.
     InvalidUtf8,
+    /// A client connection is not open (yet, or between reconnects); sends wait only with
+    /// `queue_while_connecting`.
+    NotOpen,
     /// A Rust panic was caught at the C boundary.
     Panic(String),
 }
@@ -34,6 +37,7 @@ impl fmt::Display for Error {
             Error::Io(e) => write!(f, "I/O error: {e}"),
             Error::InvalidUtf8 => f.write_str("text is not valid UTF-8"),
             Error::Panic(msg) => write!(f, "internal panic: {msg}"),
+            Error::NotOpen => f.write_str("the client connection is not open (connecting or reconnecting)"),
         }
     }
 }

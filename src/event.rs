@@ -7,6 +7,20 @@ use std::net::SocketAddr;
 /// reused during a server's life and a stale id never reaches another client. Never 0.
 pub type ConnId = u64;
 
+/// Why a client connection attempt failed (or an open client connection ended and is
+/// dialed again).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientFailure {
+    /// Stable number: 1 closed by the host, 2 connection refused, 3 timeout, 4 name not
+    /// resolved, 5 other network error, 6 TLS certificate not trusted, 7 other TLS error,
+    /// 8 HTTP status instead of 101, 9 invalid 101 response, 10 closed with a code.
+    pub code: u32,
+    /// The HTTP status (code 8) or close code (code 10); 0 otherwise.
+    pub status: u16,
+    /// What happened, for people.
+    pub text: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// A valid upgrade request awaits the host's decision (only with `approve_handshakes`):
@@ -40,6 +54,12 @@ pub enum Event {
     /// The connection's send queue fell below half of `max_buffered_bytes` after a send was
     /// refused with `WouldBlock`.
     Drain { conn: ConnId },
+    /// A client connection (`ServerHandle::connect`) failed or lost its server and dials
+    /// again after `delay` (attempt `attempt` since it last stayed open). Same id throughout.
+    Reconnecting { conn: ConnId, attempt: u32, delay: std::time::Duration, failure: ClientFailure },
+    /// A client connection failed for good (not retryable, attempts exhausted, or stopped
+    /// before it opened): its last event.
+    Failed { conn: ConnId, failure: ClientFailure },
     /// The Redis bridge (option `redis_url`) connected: publishes reach the other servers.
     /// Not about a connection (`conn()` is 0).
     BridgeUp,
@@ -61,7 +81,9 @@ impl Event {
             | Event::Close { conn, .. }
             | Event::Drain { conn }
             | Event::Ping { conn, .. }
-            | Event::Pong { conn, .. } => *conn,
+            | Event::Pong { conn, .. }
+            | Event::Reconnecting { conn, .. }
+            | Event::Failed { conn, .. } => *conn,
             Event::BridgeUp | Event::BridgeDown { .. } => 0,
         }
     }

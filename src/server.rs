@@ -44,15 +44,20 @@ impl Server {
             None => None,
         };
         let tls = config.tls.as_ref().map(crate::engine::transport::server_config).transpose()?;
-        let std_listener = std::net::TcpListener::bind(addr)?;
-        // SAFETY: re-listening on our own bound socket only raises its backlog.
-        unsafe { libc::listen(std_listener.as_raw_fd(), BACKLOG) };
-        std_listener.set_nonblocking(true)?;
-        let local_addr = std_listener.local_addr()?;
-        let mut listener = TcpListener::from_std(std_listener);
-
         let poll = mio::Poll::new()?;
-        poll.registry().register(&mut listener, mio::Token(1), mio::Interest::READABLE)?;
+        // A client-only engine (`listen` = false) binds nothing.
+        let (listener, local_addr) = if config.listen {
+            let std_listener = std::net::TcpListener::bind(addr)?;
+            // SAFETY: re-listening on our own bound socket only raises its backlog.
+            unsafe { libc::listen(std_listener.as_raw_fd(), BACKLOG) };
+            std_listener.set_nonblocking(true)?;
+            let local_addr = std_listener.local_addr()?;
+            let mut listener = TcpListener::from_std(std_listener);
+            poll.registry().register(&mut listener, crate::engine::event_loop::LISTENER, mio::Interest::READABLE)?;
+            (Some(listener), local_addr)
+        } else {
+            (None, SocketAddr::new(addr.ip(), 0))
+        };
         let waker = mio::Waker::new(poll.registry(), WAKER)?;
         let (tx, rx) = crossbeam_channel::unbounded();
         let shared = Arc::new(Shared::new(&config, tx, waker)?);
@@ -75,7 +80,7 @@ impl Server {
         Ok(Server { handle: ServerHandle { shared }, local_addr, thread: Mutex::new(Some(thread)), closed_last_poll: Mutex::default() })
     }
 
-    /// The bound address (with the real port when 0 was asked).
+    /// The bound address (with the real port when 0 was asked; port 0 when `listen` is off).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
     }
@@ -186,7 +191,18 @@ impl ServerHandle {
     }
 
     fn send_frame(&self, conn: ConnId, frame: bytes::Bytes) -> Result<(), Error> {
-        let slot = self.open_slot(conn)?;
+        let slot = match self.open_slot(conn) {
+            Ok(slot) => slot,
+            // A client connection still connecting: held for it when the host asked for that.
+            Err(Error::NoSuchConnection) if self.shared.table.live(conn).is_some() => {
+                let slot = self.shared.table.live(conn).expect("just checked");
+                if !slot.holds_sends.load(Ordering::Acquire) {
+                    return Err(Error::NotOpen);
+                }
+                slot
+            }
+            Err(e) => return Err(e),
+        };
         let cost = crate::engine::frame_cost(&frame);
         let before = slot.in_flight.fetch_add(cost, Ordering::AcqRel) + slot.queued.load(Ordering::Acquire);
         let full = (before > 0 && before + cost > self.shared.max_buffered) || self.shared.total_over_limit();
@@ -216,6 +232,54 @@ impl ServerHandle {
         self.shared.table.live(conn).ok_or(Error::NoSuchConnection)?;
         let _ = self.shared.table.open(conn).map(|s| s.id.compare_exchange(conn, 0, Ordering::AcqRel, Ordering::Acquire));
         self.shared.submit(Command::Terminate { conn })
+    }
+
+    /// Dials `url` (`ws://` or `wss://`) from this engine: the connection's events (`Open`,
+    /// `Message`, `Close`, and `Reconnecting`/`Failed`) come in the same polls as the
+    /// server's, and it is sent to, closed and terminated like any other. The id is returned
+    /// at once and stays the same across reconnects. Broadcasts do not reach client
+    /// connections (topics do, if the host subscribes them).
+    pub fn connect(&self, url: &str, options: &crate::client::ClientOptions) -> Result<ConnId, Error> {
+        use crate::client::{ClientTlsOptions, WsUrl};
+        use crate::engine::connection::ClientState;
+        self.shared.check_running()?;
+        let url = WsUrl::parse(url)?;
+        let request = crate::protocol::client_handshake::HandshakeOptions {
+            protocols: options.protocols.clone(),
+            require_protocol: options.require_protocol,
+            origin: options.origin.clone(),
+            extensions: None,
+            headers: options.headers.clone(),
+            ..Default::default()
+        };
+        // Bad headers or subprotocols fail here, not at every dial.
+        crate::client::handshake_request(&url, &request)?;
+        let tls = if url.secure {
+            let tls_options = ClientTlsOptions { ca_pem: options.ca_pem.clone(), ca_file: options.ca_file.clone() };
+            Some(crate::client::client_config(&tls_options)?)
+        } else {
+            None
+        };
+        let mut client = ClientState::new(url, request, tls);
+        client.connect_timeout = options.connect_timeout;
+        client.handshake_timeout = options.handshake_timeout;
+        client.backoff = options.reconnect.clone().map(crate::client::Backoff::new);
+        client.hold_limit = options.queue_while_connecting;
+        let conn = self
+            .shared
+            .slots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .allocate()
+            .ok_or_else(|| Error::InvalidArgument("every connection slot is in use".to_owned()))?;
+        let slot = self.shared.table.slot(crate::engine::slots::slot_of(conn));
+        slot.live.store(conn, Ordering::Release);
+        slot.holds_sends.store(options.queue_while_connecting > 0, Ordering::Release);
+        self.shared.submit(Command::Connect { conn, client: Box::new(client) }).inspect_err(|_| {
+            slot.live.store(0, Ordering::Release);
+            self.shared.slots.lock().unwrap_or_else(|e| e.into_inner()).release(crate::engine::slots::slot_of(conn));
+        })?;
+        Ok(conn)
     }
 
     /// Attaches a value to `conn` (a pointer, an index): `Server::user_data` and the C event's

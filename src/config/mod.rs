@@ -104,6 +104,8 @@ pub struct ServerConfig {
     pub redis_url: String,
     /// Prefix of the Redis channels (default `wsembed`).
     pub redis_prefix: String,
+    /// Listen on `host:port` (default true); false: a client-only engine.
+    pub listen: bool,
     /// Report `Event::Ping`/`Event::Pong` (default false).
     pub ping_events: bool,
     /// Cap on what every send queue together may cost (default: a quarter of physical memory).
@@ -143,6 +145,7 @@ impl Default for ServerConfig {
             tls: None,
             max_pending_event_bytes: 64 << 20,
             ping_events: false,
+            listen: true,
             redis_url: String::new(),
             redis_prefix: "wsembed".to_owned(),
             max_total_buffered_bytes: default_total_buffered(),

@@ -15,6 +15,9 @@ options_table! {
     "port", "integer", "0",
         "TCP port; 0 picks any free port (read it back after start).",
         |c, v| { c.port = u16::try_from(number(v)?).map_err(|_| bad("a port 0-65535"))?; Ok(()) };
+    "listen", "bool", "true",
+        "Listen on host:port; false makes a client-only engine (connections dialed with wsembed_server_connect).",
+        |c, v| { c.listen = boolean(v)?; Ok(()) };
     "max_message_size", "bytes", "16777216",
         "Largest reassembled message accepted; a larger one is closed with 1009.",
         |c, v| { c.max_message_size = size(positive(v)?)?; Ok(()) };

@@ -58,6 +58,15 @@ impl Admission {
         Ok(())
     }
 
+    /// A client connection the host dialed: counted as live (so a stop waits for it).
+    pub fn count_client(&mut self) {
+        self.live += 1;
+    }
+
+    pub fn uncount_client(&mut self) {
+        self.live -= 1;
+    }
+
     /// One connection from `ip` is gone. Returns when to call `forget_idle` (an address whose
     /// handshake bucket is still refilling is remembered until it is full).
     pub fn release(&mut self, ip: IpAddr, now: Instant) -> Option<Instant> {

@@ -11,14 +11,20 @@
 //! The loop owns the socket, the send queue and the slot; this type never sees them, so every
 //! close path is unit-tested here without a socket (see the tests at the end).
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
 use super::rate::{ConnRate, TokenBucket};
+use crate::client::reconnect::{Backoff, Decision, Failure};
+use crate::client::url::WsUrl;
 use crate::config::{RateLimitPolicy, ServerConfig};
-use crate::event::{ConnId, Event};
+use crate::event::{ClientFailure, ConnId, Event};
+use crate::protocol::client_encoder;
+use crate::protocol::client_handshake::{ClientHandshake, HandshakeOptions};
 use crate::http::refusal;
 use crate::protocol::decoder::{Decoder, DecoderLimits, Incoming, Violation};
 use crate::protocol::encoder::{close_frame, ping_frame, pong_frame};
@@ -29,6 +35,54 @@ use crate::protocol::handshake::{accept_response, choose_protocol, parse_request
 pub enum Role {
     /// Accepted from a listener: reads an HTTP upgrade request, sends unmasked frames.
     Server,
+    /// Dialed by the host: sends the upgrade request, masks every frame it sends.
+    Client,
+}
+
+/// What a client connection knows beyond the protocol: where it dials, how it retries, and
+/// what the host sent before it was open.
+pub struct ClientState {
+    pub url: WsUrl,
+    pub request: HandshakeOptions,
+    /// For wss://.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    pub connect_timeout: Duration,
+    pub handshake_timeout: Duration,
+    /// None: a failure is final.
+    pub backoff: Option<Backoff>,
+    /// Bytes of frames sent before open that may wait (0: such sends are refused).
+    pub hold_limit: usize,
+    held: VecDeque<Bytes>,
+    held_bytes: usize,
+    /// The host closed or terminated it: no reconnect.
+    host_closed: bool,
+    /// Decided when an open connection ended: dial again at this time (attempt, failure).
+    retry: Option<(Instant, Duration, u32, Failure)>,
+}
+
+impl ClientState {
+    pub fn new(url: WsUrl, request: HandshakeOptions, tls: Option<Arc<rustls::ClientConfig>>) -> Self {
+        ClientState {
+            url,
+            request,
+            tls,
+            connect_timeout: Duration::from_secs(10),
+            handshake_timeout: Duration::from_secs(10),
+            backoff: None,
+            hold_limit: 0,
+            held: VecDeque::new(),
+            held_bytes: 0,
+            host_closed: false,
+            retry: None,
+        }
+    }
+}
+
+/// What the loop must know to dial: the host name (or IP literal) and port.
+#[derive(Debug, PartialEq, Eq)]
+pub struct DialTarget {
+    pub host: String,
+    pub port: u16,
 }
 
 /// Per-connection codec state (permessage-deflate contexts); none while nothing negotiated one.
@@ -38,6 +92,12 @@ pub struct Codec {}
 /// Where a connection is in its life.
 #[derive(Debug)]
 enum Phase {
+    /// Client: resolving, connecting TCP (and TLS) until `deadline`.
+    Dialing { deadline: Instant },
+    /// Client: the upgrade request is sent; reading the 101 until `deadline`.
+    Upgrading { handshake: Box<ClientHandshake>, deadline: Instant },
+    /// Client: waiting to dial again.
+    Waiting { until: Instant },
     /// Reading the HTTP request head.
     Handshake { request: Vec<u8>, deadline: Instant },
     /// A valid upgrade request waits for the host's accept/reject; bytes the client sends
@@ -112,6 +172,12 @@ pub enum Action {
     CountHandshakeAccepted,
     /// The upgrade was refused (or abandoned before it completed).
     CountHandshakeRejected,
+    /// Client: resolve and connect to this target (then call `on_connected` or `on_dial_error`).
+    Dial(DialTarget),
+    /// Client: the socket is done with; drop it (the connection lives on to dial again).
+    DropTransport,
+    /// A frame sent before open was dropped (over the hold limit).
+    CountHeldDropped,
     /// Call [`Connection::on_timer`] at this time at the latest.
     Schedule(Instant),
     /// After the queue is written, send FIN (TLS: close_notify first).
@@ -170,6 +236,8 @@ pub struct Connection {
     pub codec: Option<Box<Codec>>,
     /// Scratch for decoded items (empty between calls).
     incoming: Vec<Incoming>,
+    /// Client role only.
+    client: Option<Box<ClientState>>,
 }
 
 impl Connection {
@@ -197,6 +265,176 @@ impl Connection {
             last_message_seq: 0,
             codec: None,
             incoming: Vec::new(),
+            client: None,
+        }
+    }
+
+    /// A client connection the host asked for: it dials at once.
+    pub fn dialing(id: ConnId, client: ClientState, now: Instant, out: &mut Outputs) -> Self {
+        let mut conn = Connection {
+            id,
+            peer: SocketAddr::from(([0, 0, 0, 0], client.url.port)),
+            role: Role::Client,
+            phase: Phase::Done,
+            decoder: Decoder::client(),
+            rate: None,
+            last_seen: now,
+            ping_sent: None,
+            announced: false,
+            last_message_seq: 0,
+            codec: None,
+            incoming: Vec::new(),
+            client: Some(Box::new(client)),
+        };
+        conn.dial(now, out);
+        conn
+    }
+
+    fn dial(&mut self, now: Instant, out: &mut Outputs) {
+        let client = self.client.as_deref().expect("client role");
+        let deadline = now + client.connect_timeout;
+        let host = match client.url.host.ip() {
+            Some(ip) => ip.to_string(),
+            None => client.url.domain().unwrap_or_default().to_owned(),
+        };
+        out.act(Action::Dial(DialTarget { host, port: client.url.port }));
+        out.act(Action::Schedule(deadline));
+        self.phase = Phase::Dialing { deadline };
+    }
+
+    /// For wss:// clients: the TLS configuration and the URL's host.
+    pub fn client_tls(&self) -> Option<(&Arc<rustls::ClientConfig>, &crate::client::url::Host)> {
+        let client = self.client.as_deref()?;
+        client.tls.as_ref().map(|tls| (tls, &client.url.host))
+    }
+
+    /// Client: resolving, connecting or waiting for the 101.
+    pub fn is_dialing(&self) -> bool {
+        matches!(self.phase, Phase::Dialing { .. } | Phase::Upgrading { .. })
+    }
+
+    /// Client: the TCP connection to `peer` is up: send the upgrade request.
+    pub fn on_connected(&mut self, peer: SocketAddr, now: Instant, out: &mut Outputs) {
+        if !matches!(self.phase, Phase::Dialing { .. }) {
+            return;
+        }
+        self.peer = peer;
+        let client = self.client.as_deref().expect("client role");
+        match crate::client::handshake_request(&client.url, &client.request) {
+            Ok((handshake, request)) => {
+                let deadline = now + client.handshake_timeout;
+                out.queue(Bytes::from(request));
+                out.act(Action::Schedule(deadline));
+                self.phase = Phase::Upgrading { handshake: Box::new(handshake), deadline };
+            }
+            // Options are checked when the host connects; this cannot fail later.
+            Err(_) => self.attempt_failed(Failure::BadHandshake, "the upgrade request could not be built".to_owned(), now, out),
+        }
+    }
+
+    /// Client: resolving, connecting or the TLS handshake failed (or the stream ended before
+    /// the 101).
+    pub fn on_dial_error(&mut self, failure: Failure, text: String, now: Instant, out: &mut Outputs) {
+        if self.is_dialing() {
+            self.attempt_failed(failure, text, now, out);
+        }
+    }
+
+    /// The 101 arrived and checked out: open, like an accepted server connection.
+    fn client_opened(&mut self, accepted: crate::protocol::client_handshake::Accepted, config: &ServerConfig, now: Instant, out: &mut Outputs) {
+        self.phase = Phase::Open;
+        self.announced = true;
+        self.last_seen = now;
+        self.ping_sent = None;
+        self.decoder = Decoder::client();
+        out.act(Action::Opened);
+        let client = self.client.as_deref_mut().expect("client role");
+        if let Some(backoff) = client.backoff.as_mut() {
+            backoff.on_open(now);
+        }
+        out.event(Event::Open {
+            conn: self.id,
+            peer: self.peer,
+            path: client.url.resource.clone(),
+            protocol: accepted.protocol,
+            headers: accepted.headers,
+        });
+        // What the host sent while connecting goes out first, in order.
+        client.held_bytes = 0;
+        for frame in std::mem::take(&mut client.held) {
+            out.queue(client_encoder::mask_frame(&frame));
+        }
+        if !config.ping_interval.is_zero() {
+            out.act(Action::Schedule(now + config.ping_interval));
+        }
+        if !accepted.early_data.is_empty() {
+            self.on_frames(&accepted.early_data, config, now, out);
+        }
+    }
+
+    /// A dial or upgrade failed: dial again later, or report the final failure.
+    fn attempt_failed(&mut self, failure: Failure, text: String, now: Instant, out: &mut Outputs) {
+        let client = self.client.as_deref_mut().expect("client role");
+        let decision = match client.backoff.as_mut() {
+            Some(backoff) if !client.host_closed => backoff.on_failure(failure, now),
+            _ => Decision::GiveUp(crate::client::reconnect::GiveUpReason::NotRetryable),
+        };
+        out.act(Action::DropTransport);
+        let report = ClientFailure { code: failure.code(), status: failure.detail(), text };
+        match decision {
+            Decision::Retry { delay, attempt } => {
+                let until = now + delay;
+                out.event(Event::Reconnecting { conn: self.id, attempt, delay, failure: report });
+                out.act(Action::Schedule(until));
+                self.phase = Phase::Waiting { until };
+            }
+            Decision::GiveUp(_) => {
+                out.event(Event::Failed { conn: self.id, failure: report });
+                self.phase = Phase::Done;
+                out.act(Action::Remove);
+            }
+        }
+    }
+
+    /// Client: the host sends before open. Held (bounded, in order) when the host allowed
+    /// it; returns false when the frame was refused.
+    pub fn hold(&mut self, frame: Bytes, out: &mut Outputs) -> bool {
+        let Some(client) = self.client.as_deref_mut().filter(|c| c.hold_limit > 0) else { return false };
+        if client.held_bytes + frame.len() > client.hold_limit {
+            out.act(Action::CountHeldDropped);
+            return false;
+        }
+        client.held_bytes += frame.len();
+        client.held.push_back(frame);
+        true
+    }
+
+    /// A frame encoded for a server connection (unmasked), as this connection must send it.
+    pub fn wire_frame(&self, frame: Bytes) -> Bytes {
+        match self.role {
+            Role::Server => frame,
+            Role::Client => client_encoder::mask_frame(&frame),
+        }
+    }
+
+    fn close_frame(&self, code: Option<u16>, reason: &str) -> Bytes {
+        match self.role {
+            Role::Server => close_frame(code, reason),
+            Role::Client => client_encoder::close_frame(code, reason),
+        }
+    }
+
+    fn pong_frame(&self, payload: &[u8]) -> Bytes {
+        match self.role {
+            Role::Server => pong_frame(payload),
+            Role::Client => client_encoder::pong_frame(payload),
+        }
+    }
+
+    fn ping_frame(&self) -> Bytes {
+        match self.role {
+            Role::Server => ping_frame(b""),
+            Role::Client => client_encoder::ping_frame(b""),
         }
     }
 
@@ -252,12 +490,20 @@ impl Connection {
                 }
             }
             Phase::Open | Phase::Closing { .. } => self.on_frames(data, config, now, out),
-            Phase::Failing { .. } | Phase::Finishing { .. } | Phase::Done => {}
+            Phase::Upgrading { handshake, .. } => match handshake.feed(data) {
+                Ok(None) => {}
+                Ok(Some(accepted)) => self.client_opened(accepted, config, now, out),
+                Err(e) => self.attempt_failed(Failure::from(&e), e.to_string(), now, out),
+            },
+            Phase::Failing { .. } | Phase::Finishing { .. } | Phase::Done | Phase::Dialing { .. } | Phase::Waiting { .. } => {}
         }
     }
 
     /// EOF or a socket error: report what the host must know and go.
-    pub fn on_disconnect(&mut self, out: &mut Outputs) {
+    pub fn on_disconnect(&mut self, now: Instant, out: &mut Outputs) {
+        if self.is_dialing() {
+            return self.attempt_failed(Failure::Network, "the connection ended during the handshake".to_owned(), now, out);
+        }
         let report = match &self.phase {
             Phase::Open => Some((1006, "connection lost".to_owned())),
             Phase::Closing { code, reason, .. } => Some((*code, reason.clone())),
@@ -266,7 +512,7 @@ impl Connection {
         };
         if let Some((code, reason)) = report {
             self.leave_open(out);
-            self.report_close(code, reason, false, CloseCause::of_server_close(code, CloseCause::Dropped), out);
+            self.report_close(code, reason, false, CloseCause::of_server_close(code, CloseCause::Dropped), now, out);
         }
         self.remove(out);
     }
@@ -349,7 +595,7 @@ impl Connection {
                 // RFC 6455 lets us answer only the most recent ping anyway.
                 Incoming::Ping(payload) if open => {
                     if out.queued <= config.max_buffered_bytes {
-                        out.queue(pong_frame(&payload));
+                        out.queue(self.pong_frame(&payload));
                     }
                     if config.ping_events {
                         out.event(Event::Ping { conn: self.id, data: payload });
@@ -366,10 +612,10 @@ impl Connection {
                         // The peer closes: echo its code, report it, hang up after the reply.
                         let (code, reason) = status.clone().unwrap_or((1005, String::new()));
                         self.leave_open(out);
-                        out.queue(close_frame(status.map(|(c, _)| c), ""));
-                        self.report_close(code, reason, true, CloseCause::Clean, out);
+                        out.queue(self.close_frame(status.map(|(c, _)| c), ""));
+                        self.report_close(code, reason, true, CloseCause::Clean, now, out);
                     } else if let Phase::Closing { code, reason, .. } = std::mem::replace(&mut self.phase, Phase::Done) {
-                        self.report_close(code, reason, true, CloseCause::of_server_close(code, CloseCause::Clean), out);
+                        self.report_close(code, reason, true, CloseCause::of_server_close(code, CloseCause::Clean), now, out);
                     }
                     self.finish(config, now, out);
                 }
@@ -406,10 +652,10 @@ impl Connection {
         self.leave_open(out);
         match std::mem::replace(&mut self.phase, Phase::Done) {
             Phase::Open | Phase::Failing { .. } => {
-                out.queue(close_frame(Some(violation.code), violation.reason));
-                self.report_close(violation.code, violation.reason.to_owned(), false, CloseCause::Protocol, out);
+                out.queue(self.close_frame(Some(violation.code), violation.reason));
+                self.report_close(violation.code, violation.reason.to_owned(), false, CloseCause::Protocol, now, out);
             }
-            Phase::Closing { code, reason, .. } => self.report_close(code, reason, false, CloseCause::Protocol, out),
+            Phase::Closing { code, reason, .. } => self.report_close(code, reason, false, CloseCause::Protocol, now, out),
             other => self.phase = other,
         }
         self.finish(config, now, out);
@@ -423,21 +669,30 @@ impl Connection {
             return;
         }
         let deadline = now + config.close_timeout;
+        if let Some(client) = self.client.as_deref_mut() {
+            client.host_closed = true;
+        }
         self.leave_open(out);
-        out.queue(close_frame(Some(code), reason));
+        out.queue(self.close_frame(Some(code), reason));
         self.phase = Phase::Closing { deadline, code, reason: reason.to_owned() };
         out.act(Action::Schedule(deadline));
     }
 
     /// Abortive close by the host: no close handshake, TCP dropped, reported as 1006.
-    pub fn terminate(&mut self, out: &mut Outputs) {
+    pub fn terminate(&mut self, now: Instant, out: &mut Outputs) {
+        if let Some(client) = self.client.as_deref_mut() {
+            client.host_closed = true;
+        }
         match &self.phase {
             Phase::Open | Phase::Failing { .. } | Phase::Closing { .. } => {
                 self.leave_open(out);
-                self.report_close(1006, "terminated".to_owned(), false, CloseCause::Dropped, out);
+                self.report_close(1006, "terminated".to_owned(), false, CloseCause::Dropped, now, out);
                 self.remove(out);
             }
             Phase::Handshake { .. } | Phase::Approval { .. } => self.remove(out),
+            Phase::Dialing { .. } | Phase::Upgrading { .. } | Phase::Waiting { .. } => {
+                self.attempt_failed(Failure::ClosedByHost, "terminated by the host".to_owned(), now, out)
+            }
             Phase::Finishing { .. } | Phase::Done => {}
         }
     }
@@ -467,7 +722,13 @@ impl Connection {
     /// The server stops: handshakes are dropped or refused, open connections get 1001 and
     /// have until `deadline` to answer.
     pub fn stop(&mut self, deadline: Instant, config: &ServerConfig, now: Instant, out: &mut Outputs) {
+        if let Some(client) = self.client.as_deref_mut() {
+            client.host_closed = true;
+        }
         match &self.phase {
+            Phase::Dialing { .. } | Phase::Upgrading { .. } | Phase::Waiting { .. } => {
+                self.attempt_failed(Failure::ClosedByHost, "server stopping".to_owned(), now, out)
+            }
             Phase::Handshake { .. } => self.remove(out),
             Phase::Approval { .. } => {
                 out.act(Action::Answered);
@@ -488,14 +749,18 @@ impl Connection {
     }
 
     /// At the stop deadline: whatever is left is dropped, the host told.
-    pub fn abort(&mut self, out: &mut Outputs) {
+    pub fn abort(&mut self, now: Instant, out: &mut Outputs) {
+        if let Some(client) = self.client.as_deref_mut() {
+            client.host_closed = true;
+            client.retry = None;
+        }
         if self.announced && !matches!(self.phase, Phase::Finishing { .. } | Phase::Done) {
             let (code, reason) = match &self.phase {
                 Phase::Closing { code, reason, .. } => (*code, reason.clone()),
                 _ => (1001, "server stopped".to_owned()),
             };
             self.leave_open(out);
-            self.report_close(code, reason, false, CloseCause::Server, out);
+            self.report_close(code, reason, false, CloseCause::Server, now, out);
         }
         self.remove(out);
     }
@@ -514,9 +779,19 @@ impl Connection {
                 self.refuse(refusal::response(503, "handshake not approved in time"), config, now, out);
                 Some(now + config.close_timeout)
             }
+            Phase::Dialing { deadline } | Phase::Upgrading { deadline, .. } if now >= *deadline => {
+                self.attempt_failed(Failure::Timeout, "timed out connecting".to_owned(), now, out);
+                None
+            }
+            Phase::Waiting { until } if now >= *until => {
+                self.dial(now, out);
+                None
+            }
+            Phase::Dialing { deadline } | Phase::Upgrading { deadline, .. } => Some(*deadline),
+            Phase::Waiting { until } => Some(*until),
             Phase::Closing { deadline, code, reason } if now >= *deadline => {
                 let (code, reason) = (*code, reason.clone());
-                self.report_close(code, reason, false, CloseCause::of_server_close(code, CloseCause::Timeout), out);
+                self.report_close(code, reason, false, CloseCause::of_server_close(code, CloseCause::Timeout), now, out);
                 self.remove(out);
                 None
             }
@@ -535,14 +810,14 @@ impl Connection {
                 Some(sent) if now >= sent + config.pong_timeout => {
                     // The peer stopped answering: drop it without a handshake.
                     self.leave_open(out);
-                    self.report_close(1006, "ping timeout".to_owned(), false, CloseCause::Timeout, out);
+                    self.report_close(1006, "ping timeout".to_owned(), false, CloseCause::Timeout, now, out);
                     self.remove(out);
                     None
                 }
                 Some(sent) => Some(sent + config.pong_timeout),
                 None if now >= self.last_seen + config.ping_interval => {
                     self.ping_sent = Some(now);
-                    out.queue(ping_frame(b""));
+                    out.queue(self.ping_frame());
                     Some(now + config.pong_timeout)
                 }
                 None => Some(self.last_seen + config.ping_interval),
@@ -578,13 +853,35 @@ impl Connection {
         }
     }
 
-    /// Emits the one `Close` event of a connection and its count.
-    fn report_close(&mut self, code: u16, reason: String, clean: bool, cause: CloseCause, out: &mut Outputs) {
+    /// Emits the one `Close` event of an open connection and its count. A client the host
+    /// did not close decides here whether it dials again (after its socket is gone).
+    fn report_close(&mut self, code: u16, reason: String, clean: bool, cause: CloseCause, now: Instant, out: &mut Outputs) {
         out.act(Action::Closed { cause, clean });
         out.event(Event::Close { conn: self.id, code, reason, clean });
+        if let Some(client) = self.client.as_deref_mut().filter(|c| !c.host_closed) {
+            let failure = Failure::Closed(code);
+            if let Some(Decision::Retry { delay, attempt }) = client.backoff.as_mut().map(|b| b.on_failure(failure, now)) {
+                client.retry = Some((now + delay, delay, attempt, failure));
+            }
+        }
     }
 
     fn remove(&mut self, out: &mut Outputs) {
+        if let Some((until, delay, attempt, failure)) = self.client.as_deref_mut().and_then(|c| c.retry.take()) {
+            // The connection lives on under the same id: dial again later.
+            self.announced = false;
+            out.act(Action::DropTransport);
+            let text = format!("connection closed with {}", failure.detail());
+            out.event(Event::Reconnecting {
+                conn: self.id,
+                attempt,
+                delay,
+                failure: ClientFailure { code: failure.code(), status: failure.detail(), text },
+            });
+            out.act(Action::Schedule(until));
+            self.phase = Phase::Waiting { until };
+            return;
+        }
         if !self.announced && matches!(self.phase, Phase::Handshake { .. } | Phase::Approval { .. }) {
             out.act(Action::CountHandshakeRejected);
         }

@@ -16,9 +16,10 @@ use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 
 use super::admission::Admission;
-use super::connection::{Action, CloseCause, Connection, Outputs};
+use super::connection::{Action, CloseCause, Connection, Outputs, Role};
 use super::out_queue::OutQueue;
-use super::slots::{make_id, slot_of};
+use super::slots::slot_of;
+use crate::client::reconnect::Failure;
 use super::topics::{Change, Topics};
 use super::transport::{NoSigPipe, Transport};
 use super::{bump, Command, Shared};
@@ -42,7 +43,10 @@ const COMMAND_BUDGET: usize = 16 * 1024;
 /// A connection as the loop holds it: the state machine plus what touches the socket.
 struct Conn {
     machine: Connection,
-    transport: Transport,
+    /// None while a client connection resolves or waits to dial again.
+    transport: Option<Transport>,
+    /// A client's TCP connect is in progress (writable means it finished).
+    connecting: bool,
     out: OutQueue,
     /// Queue cost last published to the slot's `queued` counter and the server total.
     published_cost: usize,
@@ -55,7 +59,6 @@ struct Conn {
 }
 
 struct Entry {
-    generation: u32,
     /// Boxed so that free slots and vector growth cost a pointer, not a whole connection.
     conn: Option<Box<Conn>>,
 }
@@ -71,7 +74,8 @@ pub struct EventLoop {
     admission: Admission,
     topics: Topics,
     entries: Vec<Entry>,
-    free: Vec<usize>,
+    /// Name lookups for client connections, on threads of their own (started on first use).
+    resolver: Option<crate::client::Resolver>,
     read_buf: Box<[u8]>,
     /// This turn's events for the host, handed over in one batch.
     events: Vec<Event>,
@@ -97,7 +101,7 @@ pub struct EventLoop {
 impl EventLoop {
     pub fn new(
         poll: Poll,
-        listener: TcpListener,
+        listener: Option<TcpListener>,
         shared: Arc<Shared>,
         commands: Receiver<Command>,
         config: ServerConfig,
@@ -106,7 +110,7 @@ impl EventLoop {
     ) -> Self {
         EventLoop {
             poll,
-            listener: Some(listener),
+            listener,
             shared,
             commands,
             admission: Admission::new(&config),
@@ -115,7 +119,7 @@ impl EventLoop {
             tls,
             topics: Topics::default(),
             entries: Vec::new(),
-            free: Vec::new(),
+            resolver: None,
             read_buf: vec![0u8; READ_BUFFER].into_boxed_slice(),
             events: Vec::new(),
             actions: Vec::new(),
@@ -136,7 +140,7 @@ impl EventLoop {
         let mut ready = Events::with_capacity(1024);
         loop {
             let now = Instant::now();
-            let timeout = if self.read_again.is_empty() && !self.commands_left {
+            let timeout = if self.read_again.is_empty() && !self.commands_left && self.dirty.is_empty() {
                 self.next_sweep.into_iter().chain(self.stopping).min().map(|t| t.saturating_duration_since(now))
             } else {
                 Some(Duration::ZERO)
@@ -277,6 +281,9 @@ impl EventLoop {
                     self.mark_dirty(slot);
                 }
                 Action::Remove => self.remove(slot, now),
+                Action::Dial(target) => self.dial(slot, target, now),
+                Action::DropTransport => self.drop_transport(slot),
+                Action::CountHeldDropped => bump(&counters.dropped_deliveries, 1),
             }
         }
         self.actions = actions;
@@ -310,9 +317,14 @@ impl EventLoop {
             Command::Send { conn, frame } => {
                 let slot = slot_of(conn);
                 if self.open_conn(conn).is_none() {
+                    // A client not open yet may hold it until it opens.
+                    if self.live_conn(conn).is_some() {
+                        self.drive(slot, now, |c, _, out| c.hold(frame, out));
+                    }
                     return 1;
                 }
                 bump(&self.shared.counters.messages_out, 1);
+                let frame = self.entries[slot].conn.as_deref().map_or(frame.clone(), |c| c.machine.wire_frame(frame));
                 self.queue(slot, frame);
                 let over = self.open_conn(conn).is_some_and(|c| c.out.cost() > self.shared.max_buffered);
                 if over && self.shared.backpressure == BackpressurePolicy::Close {
@@ -323,8 +335,12 @@ impl EventLoop {
             }
             Command::Broadcast { frame, except } => {
                 let mut recipients = std::mem::take(&mut self.recipients);
+                // Every connection this server accepted (client connections are the host's own).
                 recipients.extend(self.entries.iter().enumerate().filter_map(|(slot, e)| {
-                    e.conn.as_ref().filter(|c| c.machine.is_open() && c.machine.id != except).map(|_| slot)
+                    e.conn
+                        .as_ref()
+                        .filter(|c| c.machine.is_open() && c.machine.id != except && c.machine.role == Role::Server)
+                        .map(|_| slot)
                 }));
                 self.deliver_all(recipients, &frame, now)
             }
@@ -364,7 +380,21 @@ impl EventLoop {
             }
             Command::Terminate { conn } => {
                 if self.live_conn(conn).is_some() {
-                    self.drive(slot_of(conn), now, |c, _, out| c.terminate(out));
+                    self.drive(slot_of(conn), now, |c, _, out| c.terminate(now, out));
+                }
+                1
+            }
+            Command::Connect { conn, client } => {
+                self.connect(conn, *client, now);
+                1
+            }
+            Command::Resolved { conn, result } => {
+                if self.live_conn(conn).is_some_and(|c| c.machine.is_dialing() && c.transport.is_none()) {
+                    match result.map(|addrs| addrs.into_iter().next()) {
+                        Ok(Some(addr)) => self.connect_tcp(slot_of(conn), addr, now),
+                        Ok(None) => self.dial_failed(slot_of(conn), Failure::Dns, "the name resolved to no address".to_owned(), now),
+                        Err(e) => self.dial_failed(slot_of(conn), Failure::Dns, e, now),
+                    }
                 }
                 1
             }
@@ -425,7 +455,8 @@ impl EventLoop {
             return;
         }
         bump(&self.shared.counters.messages_out, 1);
-        self.queue(slot, frame.clone());
+        let frame = conn.machine.wire_frame(frame.clone());
+        self.queue(slot, frame);
     }
 
     /// Appends bytes to a connection's queue and publishes its new cost.
@@ -462,7 +493,7 @@ impl EventLoop {
     /// At the stop deadline: whatever is left is dropped, the host told.
     fn abort_all(&mut self, now: Instant) {
         for slot in 0..self.entries.len() {
-            self.drive(slot, now, |c, _, out| c.abort(out));
+            self.drive(slot, now, |c, _, out| c.abort(now, out));
         }
     }
 
@@ -512,14 +543,12 @@ impl EventLoop {
                     continue;
                 }
             };
-            let slot = match self.free.pop() {
-                Some(slot) => slot,
-                None => {
-                    self.entries.push(Entry { generation: 1, conn: None });
-                    self.entries.len() - 1
-                }
+            let Some(id) = self.shared.slots.lock().unwrap_or_else(|e| e.into_inner()).allocate() else {
+                // Every slot in use (max_connections keeps this from happening).
+                self.release(peer.ip(), now);
+                continue;
             };
-            let id = make_id(slot, self.entries[slot].generation);
+            let slot = self.slot_entry(id);
             let mut out = Outputs {
                 events: &mut self.events,
                 event_base: self.pushed_total,
@@ -530,7 +559,8 @@ impl EventLoop {
             let machine = Connection::accepted(id, peer, &self.config, now, &mut out);
             let mut conn = Box::new(Conn {
                 machine,
-                transport,
+                transport: Some(transport),
+                connecting: false,
                 out: OutQueue::default(),
                 published_cost: 0,
                 dirty: false,
@@ -538,9 +568,10 @@ impl EventLoop {
                 write_shut: false,
             });
             let token = Token(slot + FIRST_CONN);
-            if self.poll.registry().register(conn.transport.tcp(), token, Interest::READABLE | Interest::WRITABLE).is_err() {
+            let tcp = conn.transport.as_mut().expect("just made").tcp();
+            if self.poll.registry().register(tcp, token, Interest::READABLE | Interest::WRITABLE).is_err() {
                 self.actions.clear();
-                self.free.push(slot);
+                self.shared.slots.lock().unwrap_or_else(|e| e.into_inner()).release(slot);
                 self.release(peer.ip(), now);
                 continue;
             }
@@ -573,14 +604,23 @@ impl EventLoop {
         let mut budget = READ_BUDGET;
         let mut buf = std::mem::take(&mut self.read_buf);
         while let Some(conn) = self.entries.get_mut(slot).and_then(|e| e.conn.as_deref_mut()) {
-            match conn.transport.read(&mut buf) {
+            if conn.connecting {
+                // Readable before writable: the connect failed (the read says why).
+                self.finish_connect(slot, now);
+                if self.entries.get(slot).and_then(|e| e.conn.as_deref()).is_none_or(|c| c.connecting || c.transport.is_none()) {
+                    break;
+                }
+                continue;
+            }
+            let Some(transport) = conn.transport.as_mut() else { break };
+            match transport.read(&mut buf) {
                 Ok(0) => {
-                    self.drive(slot, now, |c, _, out| c.on_disconnect(out));
+                    self.drive(slot, now, |c, _, out| c.on_disconnect(now, out));
                     break;
                 }
                 Ok(n) => {
                     bump(&self.shared.counters.bytes_in, n as u64);
-                    let plain = matches!(conn.transport, Transport::Plain(_));
+                    let plain = matches!(transport, Transport::Plain(_));
                     self.drive(slot, now, |c, config, out| c.on_bytes(&buf[..n], config, now, out));
                     // A short read from TCP drained the socket: skip the read that would only
                     // say EAGAIN (data arriving later raises a new edge). TLS may hold more
@@ -597,13 +637,20 @@ impl EventLoop {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => {
-                    self.drive(slot, now, |c, _, out| c.on_disconnect(out));
+                Err(e) => {
+                    let failure = Failure::from_io(&e);
+                    self.drive(slot, now, |c, _, out| {
+                        if c.is_dialing() {
+                            c.on_dial_error(failure, e.to_string(), now, out)
+                        } else {
+                            c.on_disconnect(now, out)
+                        }
+                    });
                     break;
                 }
             }
         }
-        if matches!(self.entries.get(slot).and_then(|e| e.conn.as_deref()), Some(Conn { transport: Transport::Tls(_), .. })) {
+        if matches!(self.entries.get(slot).and_then(|e| e.conn.as_deref()), Some(Conn { transport: Some(Transport::Tls(_)), .. })) {
             // TLS may have produced handshake records or alerts to send.
             self.mark_dirty(slot);
         }
@@ -634,10 +681,21 @@ impl EventLoop {
     fn flush(&mut self, slot: usize, now: Instant) {
         let Some(conn) = self.entries[slot].conn.as_deref_mut() else { return };
         conn.dirty = false;
-        let written = match conn.out.flush(&mut conn.transport).and_then(|n| conn.transport.flush().map(|()| n)) {
+        if conn.connecting {
+            return self.finish_connect(slot, now);
+        }
+        let Some(transport) = conn.transport.as_mut() else { return };
+        let written = match conn.out.flush(transport).and_then(|n| transport.flush().map(|()| n)) {
             Ok(n) => n,
-            Err(_) => {
-                self.drive(slot, now, |c, _, out| c.on_disconnect(out));
+            Err(e) => {
+                let failure = Failure::from_io(&e);
+                self.drive(slot, now, |c, _, out| {
+                    if c.is_dialing() {
+                        c.on_dial_error(failure, e.to_string(), now, out)
+                    } else {
+                        c.on_disconnect(now, out)
+                    }
+                });
                 return;
             }
         };
@@ -654,14 +712,133 @@ impl EventLoop {
         let Some(conn) = self.entries[slot].conn.as_deref_mut() else { return };
         if conn.out.is_empty() && conn.shut_after_flush && !conn.write_shut {
             conn.write_shut = true;
-            conn.transport.shutdown_write();
+            if let Some(transport) = conn.transport.as_mut() {
+                transport.shutdown_write();
+            }
         }
+    }
+
+    // ---- client connections ----------------------------------------------------------------
+
+    /// The slot of `id`, its entry made to exist.
+    fn slot_entry(&mut self, id: ConnId) -> usize {
+        let slot = slot_of(id);
+        if self.entries.len() <= slot {
+            self.entries.resize_with(slot + 1, || Entry { conn: None });
+        }
+        slot
+    }
+
+    /// A client connection the host asked for (its id was allocated by the host thread).
+    fn connect(&mut self, id: ConnId, client: super::connection::ClientState, now: Instant) {
+        let slot = self.slot_entry(id);
+        if self.stopping.is_some() {
+            self.shared.slots.lock().unwrap_or_else(|e| e.into_inner()).release(slot);
+            self.shared.table.slot(slot).live.store(0, Ordering::Release);
+            return;
+        }
+        let mut out = Outputs { events: &mut self.events, event_base: self.pushed_total, actions: &mut self.actions, queued: 0, settled: 0 };
+        let machine = Connection::dialing(id, client, now, &mut out);
+        self.entries[slot].conn = Some(Box::new(Conn {
+            machine,
+            transport: None,
+            connecting: false,
+            out: OutQueue::default(),
+            published_cost: 0,
+            dirty: false,
+            shut_after_flush: false,
+            write_shut: false,
+        }));
+        self.admission.count_client();
+        self.apply(slot, now);
+    }
+
+    /// Resolves the target (off this thread unless it is an IP literal), then connects.
+    fn dial(&mut self, slot: usize, target: super::connection::DialTarget, now: Instant) {
+        let Some(id) = self.entries[slot].conn.as_deref().map(|c| c.machine.id) else { return };
+        if self.resolver.is_none() {
+            let shared = Arc::downgrade(&self.shared);
+            self.resolver = Some(crate::client::Resolver::new(4, 1024, move |resolved| {
+                if let Some(shared) = shared.upgrade() {
+                    let _ = shared.submit(Command::Resolved { conn: resolved.id, result: resolved.result });
+                }
+            }));
+        }
+        let resolver = self.resolver.as_ref().expect("just made");
+        match resolver.resolve(id, &target.host, target.port) {
+            Ok(crate::client::Lookup::Ready(addr)) => self.connect_tcp(slot, addr, now),
+            Ok(crate::client::Lookup::Queued) => {}
+            Err(e) => self.dial_failed(slot, Failure::Dns, format!("name resolution: {e:?}"), now),
+        }
+    }
+
+    fn dial_failed(&mut self, slot: usize, failure: Failure, text: String, now: Instant) {
+        self.drive(slot, now, |c, _, out| c.on_dial_error(failure, text, now, out));
+    }
+
+    /// Starts a non-blocking TCP connect; writable (or an error) tells when it finished.
+    fn connect_tcp(&mut self, slot: usize, addr: std::net::SocketAddr, now: Instant) {
+        let stream = match mio::net::TcpStream::connect(addr) {
+            Ok(stream) => stream,
+            Err(e) => return self.dial_failed(slot, Failure::from_io(&e), e.to_string(), now),
+        };
+        let _ = stream.set_nodelay(true);
+        let Some(conn) = self.entries[slot].conn.as_deref_mut() else { return };
+        let mut transport = match Transport::client(stream, conn.machine.client_tls()) {
+            Ok(t) => t,
+            Err(e) => return self.dial_failed(slot, Failure::Tls, e.to_string(), now),
+        };
+        let token = Token(slot + FIRST_CONN);
+        if let Err(e) = self.poll.registry().register(transport.tcp(), token, Interest::READABLE | Interest::WRITABLE) {
+            return self.dial_failed(slot, Failure::Network, e.to_string(), now);
+        }
+        conn.transport = Some(transport);
+        conn.connecting = true;
+        conn.write_shut = false;
+        conn.shut_after_flush = false;
+    }
+
+    /// The connect finished (writable or readable): connected, or why not.
+    fn finish_connect(&mut self, slot: usize, now: Instant) {
+        let Some(conn) = self.entries[slot].conn.as_deref_mut() else { return };
+        let Some(tcp) = conn.transport.as_mut().map(Transport::tcp) else { return };
+        let error = match tcp.take_error() {
+            Ok(Some(e)) | Err(e) => Some(e),
+            Ok(None) => None,
+        };
+        match (error, tcp.peer_addr()) {
+            (None, Ok(peer)) => {
+                conn.connecting = false;
+                self.drive(slot, now, |c, _, out| c.on_connected(peer, now, out));
+                // The request goes out now (this may run inside the turn's flush).
+                self.flush(slot, now);
+            }
+            // Not connected yet (a spurious wake-up): wait for the next edge.
+            (None, Err(e)) if e.kind() == io::ErrorKind::NotConnected => {}
+            (Some(e), _) | (None, Err(e)) => {
+                let failure = Failure::from_io(&e);
+                self.dial_failed(slot, failure, e.to_string(), now);
+            }
+        }
+    }
+
+    /// A client's socket is done with; the connection itself lives on.
+    fn drop_transport(&mut self, slot: usize) {
+        let Some(conn) = self.entries[slot].conn.as_deref_mut() else { return };
+        if let Some(mut transport) = conn.transport.take() {
+            let _ = self.poll.registry().deregister(transport.tcp());
+        }
+        conn.connecting = false;
+        conn.out.discard();
+        self.publish_cost(slot);
     }
 
     fn remove(&mut self, slot: usize, now: Instant) {
         let Some(mut conn) = self.entries[slot].conn.take() else { return };
         let id = conn.machine.id;
-        let _ = self.poll.registry().deregister(conn.transport.tcp());
+        if let Some(transport) = conn.transport.as_mut() {
+            let _ = self.poll.registry().deregister(transport.tcp());
+        }
         let bridge = self.shared.bridge.get();
         self.topics.leave_all(id, |topic| {
             if let Some(b) = bridge {
@@ -673,13 +850,16 @@ impl EventLoop {
         let shared = self.shared.table.slot(slot);
         let _ = shared.id.compare_exchange(id, 0, Ordering::AcqRel, Ordering::Acquire);
         shared.live.store(0, Ordering::Release);
+        shared.holds_sends.store(false, Ordering::Release);
         shared.queued.store(0, Ordering::Release);
         shared.blocked.store(false, Ordering::Release);
         shared.pending.store(0, Ordering::Release);
-        self.release(conn.machine.peer.ip(), now);
-        let entry = &mut self.entries[slot];
-        entry.generation = entry.generation.checked_add(1).unwrap_or(1);
-        self.free.push(slot);
+        if conn.machine.role == Role::Server {
+            self.release(conn.machine.peer.ip(), now);
+        } else {
+            self.admission.uncount_client();
+        }
+        self.shared.slots.lock().unwrap_or_else(|e| e.into_inner()).release(slot);
     }
 
     // ---- timers ----------------------------------------------------------------------------

@@ -46,6 +46,7 @@ fn cost(event: &Event) -> usize {
                 path.capacity() + headers.iter().map(|(n, v)| n.capacity() + v.capacity() + 48).sum::<usize>()
             }
             Event::BridgeDown { reason } => reason.capacity(),
+            Event::Reconnecting { failure, .. } | Event::Failed { failure, .. } => failure.text.capacity(),
             Event::Drain { .. } | Event::BridgeUp => 0,
         }
 }

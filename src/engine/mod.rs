@@ -45,6 +45,10 @@ pub enum Command {
     Remote { topic: Option<Arc<str>>, frame: Bytes },
     /// The Redis bridge went up or down.
     BridgeState { up: bool, reason: String },
+    /// Dial a client connection whose id the host already holds.
+    Connect { conn: ConnId, client: Box<connection::ClientState> },
+    /// The resolver answered for client `conn`.
+    Resolved { conn: ConnId, result: Result<Vec<std::net::SocketAddr>, String> },
     /// Test-only fault hook: the loop thread panics (see `Server::inject_loop_panic`).
     Panic,
 }
@@ -61,6 +65,8 @@ pub fn command_cost(command: &Command) -> usize {
         Command::Close { reason, .. } => reason.len(),
         Command::Accept { protocol, .. } => protocol.as_ref().map_or(0, String::len),
         Command::Reject { body, .. } => body.len(),
+        Command::Connect { client, .. } => client.url.resource.len() + 512,
+        Command::Resolved { result, .. } => result.as_ref().map_or_else(String::len, |a| a.len() * 32),
         Command::Terminate { .. } | Command::Stop { .. } | Command::Panic => 0,
     }
 }
@@ -128,6 +134,8 @@ impl Counters {
 /// State shared by the loop and every handle of one server.
 pub struct Shared {
     pub table: slots::ConnTable,
+    /// Slots and generations, for the loop and for host threads creating client connections.
+    pub slots: std::sync::Mutex<slots::SlotAllocator>,
     pub events: events::EventQueue,
     pub counters: Counters,
     /// Per-connection queue cap (`max_buffered_bytes`), in queue cost.
@@ -205,6 +213,7 @@ impl Shared {
     pub fn new(config: &crate::config::ServerConfig, commands: Sender<Command>, waker: mio::Waker) -> std::io::Result<Self> {
         Ok(Shared {
             table: slots::ConnTable::default(),
+            slots: std::sync::Mutex::default(),
             events: events::EventQueue::new()?,
             counters: Counters::default(),
             max_buffered: config.max_buffered_bytes,

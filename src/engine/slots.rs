@@ -28,6 +28,8 @@ pub struct SlotShared {
     pub in_flight: AtomicUsize,
     /// A send was refused for a full queue; the loop reports `Drain` when it empties.
     pub blocked: AtomicBool,
+    /// A client connection that holds sends made before it is open.
+    pub holds_sends: AtomicBool,
     /// Id of the connection in this slot awaiting handshake approval, 0 when none.
     pub pending: AtomicU64,
 }
@@ -74,5 +76,36 @@ impl ConnTable {
     /// The slot of `conn` if `conn` is open right now.
     pub fn open(&self, conn: ConnId) -> Option<&SlotShared> {
         self.existing(slot_of(conn)).filter(|s| conn != 0 && s.id.load(Ordering::Acquire) == conn)
+    }
+}
+
+/// Hands out slots and their generations. Shared by the loop (accepted connections) and host
+/// threads (client connections get their id before the loop has seen them).
+#[derive(Default)]
+pub struct SlotAllocator {
+    free: Vec<usize>,
+    /// Generation of each slot ever used (the next id made from it).
+    generations: Vec<u32>,
+}
+
+impl SlotAllocator {
+    /// A fresh id in a free slot, or None when every slot is in use.
+    pub fn allocate(&mut self) -> Option<ConnId> {
+        let slot = match self.free.pop() {
+            Some(slot) => slot,
+            None if self.generations.len() < MAX_SLOTS => {
+                self.generations.push(1);
+                self.generations.len() - 1
+            }
+            None => return None,
+        };
+        Some(make_id(slot, self.generations[slot]))
+    }
+
+    /// The slot is free again; its next id differs from every earlier one.
+    pub fn release(&mut self, slot: usize) {
+        let generation = &mut self.generations[slot];
+        *generation = generation.checked_add(1).unwrap_or(1);
+        self.free.push(slot);
     }
 }

@@ -53,7 +53,8 @@ pub enum Transport {
 
 pub struct TlsStream {
     tcp: TcpStream,
-    tls: rustls::ServerConnection,
+    /// Server side (accepted) or client side (dialed).
+    tls: rustls::Connection,
 }
 
 impl Transport {
@@ -63,7 +64,19 @@ impl Transport {
             Some(config) => {
                 let mut tls = rustls::ServerConnection::new(config.clone()).map_err(io::Error::other)?;
                 tls.set_buffer_limit(Some(TLS_PLAINTEXT_LIMIT));
-                Transport::Tls(Box::new(TlsStream { tcp, tls }))
+                Transport::Tls(Box::new(TlsStream { tcp, tls: tls.into() }))
+            }
+        })
+    }
+
+    /// A dialed connection: plain, or TLS to `host` (SNI and certificate checked by name).
+    pub fn client(tcp: TcpStream, tls: Option<(&Arc<rustls::ClientConfig>, &crate::client::url::Host)>) -> Result<Transport, crate::Error> {
+        Ok(match tls {
+            None => Transport::Plain(tcp),
+            Some((config, host)) => {
+                let mut tls = crate::client::tls::client_connection(config, host)?;
+                tls.set_buffer_limit(Some(TLS_PLAINTEXT_LIMIT));
+                Transport::Tls(Box::new(TlsStream { tcp, tls: tls.into() }))
             }
         })
     }

@@ -34,6 +34,39 @@ pub enum wsembed_event_kind {
     /// `data`/`len`; `conn` is 0. Local delivery goes on; publishes to other servers are
     /// dropped and counted until BRIDGE_UP.
     WSEMBED_EVENT_BRIDGE_DOWN = 10,
+    /// A client connection (`wsembed_server_connect`) failed or lost its server and dials
+    /// again in `delay_ms` ms: `attempt`, `failure` (a `WSEMBED_FAILURE_*` number),
+    /// `http_status` (for an HTTP refusal, or the close code when an open connection ended),
+    /// the reason text in `data`/`len`.
+    WSEMBED_EVENT_RECONNECTING = 11,
+    /// A client connection failed for good (its last event): `failure`, `http_status`, the
+    /// reason in `data`/`len`.
+    WSEMBED_EVENT_FAILED = 12,
+}
+
+/// Why a client connection attempt failed (`wsembed_event.failure`). Stable numbers.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum wsembed_failure {
+    WSEMBED_FAILURE_NONE = 0,
+    /// The host closed or terminated it, or the server stopped: never retried.
+    WSEMBED_FAILURE_CLOSED_BY_HOST = 1,
+    WSEMBED_FAILURE_CONNECTION_REFUSED = 2,
+    /// Connecting, TLS or the upgrade took longer than the client's timeouts.
+    WSEMBED_FAILURE_TIMEOUT = 3,
+    /// The host name did not resolve.
+    WSEMBED_FAILURE_DNS = 4,
+    /// Another network error (reset, unreachable, stream ended during the handshake).
+    WSEMBED_FAILURE_NETWORK = 5,
+    /// The server's certificate is not trusted or names another host: never retried.
+    WSEMBED_FAILURE_TLS_VERIFICATION = 6,
+    WSEMBED_FAILURE_TLS = 7,
+    /// The server answered with `http_status` instead of 101 (5xx/408/429 are retried).
+    WSEMBED_FAILURE_HTTP_STATUS = 8,
+    /// A 101 that breaks RFC 6455 (bad accept key, subprotocol or extension not offered).
+    WSEMBED_FAILURE_BAD_HANDSHAKE = 9,
+    /// The open connection ended with close code `http_status` (1001/1006/1011-1014 retried).
+    WSEMBED_FAILURE_CLOSED = 10,
 }
 
 /// One request header of an OPEN event (both strings NUL-terminated).
@@ -74,6 +107,15 @@ pub struct wsembed_event {
     /// What the host attached with `wsembed_server_set_user_data` (NULL if nothing), in every
     /// event of the connection after the call, its CLOSE included.
     pub user_data: *mut c_void,
+    /// RECONNECTING: the retry's number (1, 2, ... since the connection last stayed open).
+    pub attempt: u32,
+    /// RECONNECTING: milliseconds until the next dial.
+    pub delay_ms: u32,
+    /// RECONNECTING/FAILED: a `wsembed_failure` number.
+    pub failure: u32,
+    /// RECONNECTING/FAILED: the HTTP status of a refusal (failure HTTP_STATUS) or the close
+    /// code (failure CLOSED); 0 otherwise.
+    pub http_status: u16,
 }
 
 /// Owns what the last batch's pointers point to.
@@ -135,6 +177,10 @@ impl Batch {
             protocols: std::ptr::null(),
             protocol_count: 0,
             user_data: user_data as *mut c_void,
+            attempt: 0,
+            delay_ms: 0,
+            failure: 0,
+            http_status: 0,
         };
         match &self.events[i] {
             Event::Open { peer, path, protocol, headers, .. } => {
@@ -168,6 +214,22 @@ impl Batch {
             }
             Event::Drain { .. } => {}
             Event::BridgeUp => out.kind = wsembed_event_kind::WSEMBED_EVENT_BRIDGE_UP,
+            Event::Reconnecting { attempt, delay, failure, .. } => {
+                out.kind = wsembed_event_kind::WSEMBED_EVENT_RECONNECTING;
+                out.attempt = *attempt;
+                out.delay_ms = u32::try_from(delay.as_millis()).unwrap_or(u32::MAX);
+                out.failure = failure.code;
+                out.http_status = failure.status;
+                out.data = failure.text.as_ptr();
+                out.len = failure.text.len();
+            }
+            Event::Failed { failure, .. } => {
+                out.kind = wsembed_event_kind::WSEMBED_EVENT_FAILED;
+                out.failure = failure.code;
+                out.http_status = failure.status;
+                out.data = failure.text.as_ptr();
+                out.len = failure.text.len();
+            }
             Event::BridgeDown { reason } => {
                 out.kind = wsembed_event_kind::WSEMBED_EVENT_BRIDGE_DOWN;
                 out.data = reason.as_ptr();

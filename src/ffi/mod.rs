@@ -8,6 +8,7 @@
 // caller, every pointer is NULL-checked here, and the validity contract is in the header.
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
+pub mod client;
 pub mod config;
 pub mod event;
 pub mod server;
@@ -39,11 +40,14 @@ pub enum wsembed_result {
     WSEMBED_ERR_PANIC = 7,
     /// Text to send is not valid UTF-8.
     WSEMBED_ERR_INVALID_UTF8 = 8,
+    /// A client connection is not open yet (or is between reconnects); see the client option
+    /// `queue_while_connecting`.
+    WSEMBED_ERR_NOT_OPEN = 9,
 }
 
 impl wsembed_result {
     /// The highest code; codes are contiguous from 0.
-    const LAST: wsembed_result = wsembed_result::WSEMBED_ERR_INVALID_UTF8;
+    const LAST: wsembed_result = wsembed_result::WSEMBED_ERR_NOT_OPEN;
 
     fn from_code(code: u32) -> Option<wsembed_result> {
         // SAFETY: the enum is repr(u32) with every value 0..=LAST.
@@ -62,6 +66,7 @@ impl wsembed_result {
             wsembed_result::WSEMBED_ERR_IO => c"I/O error",
             wsembed_result::WSEMBED_ERR_PANIC => c"internal error (panic)",
             wsembed_result::WSEMBED_ERR_INVALID_UTF8 => c"text is not valid UTF-8",
+            wsembed_result::WSEMBED_ERR_NOT_OPEN => c"the client connection is not open",
         }
     }
 }
@@ -77,6 +82,7 @@ impl From<&Error> for wsembed_result {
             Error::Io(_) => wsembed_result::WSEMBED_ERR_IO,
             Error::Panic(_) => wsembed_result::WSEMBED_ERR_PANIC,
             Error::InvalidUtf8 => wsembed_result::WSEMBED_ERR_INVALID_UTF8,
+            Error::NotOpen => wsembed_result::WSEMBED_ERR_NOT_OPEN,
         }
     }
 }

@@ -31,6 +31,12 @@ pub struct wsembed_server {
     batch: Mutex<Batch>,
 }
 
+impl wsembed_server {
+    pub(crate) fn handle(&self) -> crate::ServerHandle {
+        self.server.handle()
+    }
+}
+
 fn kind_of(kind: u32) -> Result<MessageKind, Error> {
     match kind {
         1 => Ok(MessageKind::Text),

@@ -34,6 +34,21 @@ pub fn masked_frame(opcode: OpCode, is_final: bool, rsv1: bool, parts: &[&[u8]],
     Bytes::from(out)
 }
 
+/// A server-format (unmasked) frame, as `encoder` builds for any number of recipients,
+/// re-encoded masked for one client connection.
+pub fn mask_frame(frame: &[u8]) -> Bytes {
+    let mut cursor = std::io::Cursor::new(frame);
+    match FrameHeader::parse(&mut cursor) {
+        Ok(Some((header, len))) => {
+            let start = cursor.position() as usize;
+            let payload = &frame[start..start + len as usize];
+            masked_frame(header.opcode, header.is_final, header.rsv1, &[payload], mask_key())
+        }
+        // Our own encoder made it: a whole, valid frame.
+        _ => unreachable!("mask_frame takes whole frames from the encoder"),
+    }
+}
+
 /// One unfragmented, uncompressed data frame.
 pub fn message_frame(kind: MessageKind, payload: &[u8]) -> Bytes {
     let opcode = match kind {

@@ -347,7 +347,7 @@ fn stop_closes_open_connections_with_1001_then_abort_reports_them() {
     let (_, actions) = h.take();
     assert_eq!(Harness::close_codes(&actions), vec![Some(1001)]);
     assert_eq!(h.timer(10), Some(deadline), "the stop deadline, not the close timeout");
-    h.run(|c, _, out| c.abort(out));
+    h.run(|c, _, out| c.abort(now, out));
     let (events, actions) = h.take();
     assert_eq!(close_event(&events).map(|(c, _, _)| c), Some(1001));
     assert!(has(&actions, &Action::Closed { cause: CloseCause::Server, clean: false }));
@@ -360,7 +360,7 @@ fn stop_closes_open_connections_with_1001_then_abort_reports_them() {
 #[test]
 fn terminate_drops_without_a_handshake() {
     let mut h = Harness::open(ServerConfig::default());
-    h.run(|c, _, out| c.terminate(out));
+    h.run(|c, _, out| c.terminate(now, out));
     let (events, actions) = h.take();
     assert_eq!(close_event(&events), Some((1006, "terminated".to_owned(), false)));
     assert!(Harness::close_codes(&actions).is_empty(), "no close frame");
@@ -370,14 +370,14 @@ fn terminate_drops_without_a_handshake() {
     let now = h.at(0);
     h.run(|c, config, out| c.close(1000, "", config, now, out));
     h.take();
-    h.run(|c, _, out| c.terminate(out));
+    h.run(|c, _, out| c.terminate(now, out));
     assert_eq!(close_event(&h.take().0).map(|(c, _, _)| c), Some(1006));
 }
 
 #[test]
 fn disconnect_while_open_reports_1006() {
     let mut h = Harness::open(ServerConfig::default());
-    h.run(|c, _, out| c.on_disconnect(out));
+    h.run(|c, _, out| c.on_disconnect(now, out));
     let (events, actions) = h.take();
     assert_eq!(close_event(&events), Some((1006, "connection lost".to_owned(), false)));
     assert!(has(&actions, &Action::Closed { cause: CloseCause::Dropped, clean: false }));
