@@ -58,7 +58,9 @@ pub enum Event {
     /// again after `delay` (attempt `attempt` since it last stayed open). Same id throughout.
     Reconnecting { conn: ConnId, attempt: u32, delay: std::time::Duration, failure: ClientFailure },
     /// A client connection failed for good (not retryable, attempts exhausted, or stopped
-    /// before it opened): its last event.
+    /// before it opened): its last event. A client with reconnect on always ends with it
+    /// (after its `Close`, when an open connection ends for good); one without ends with
+    /// `Close` once it has opened.
     Failed { conn: ConnId, failure: ClientFailure },
     /// The Redis bridge (option `redis_url`) connected: publishes reach the other servers.
     /// Not about a connection (`conn()` is 0).

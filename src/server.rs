@@ -339,7 +339,7 @@ impl ServerHandle {
         if reason.len() > MAX_CLOSE_REASON {
             return Err(Error::InvalidArgument(format!("close reason is {} bytes, at most 123 fit", reason.len())));
         }
-        let slot = self.open_slot(conn)?;
+        let slot = self.open_slot(conn).map_err(|e| self.not_open_if_dialing(conn, e))?;
         // Claim the close so concurrent sends fail right away and a second close is refused.
         slot.id.compare_exchange(conn, 0, Ordering::AcqRel, Ordering::Acquire).map_err(|_| Error::NoSuchConnection)?;
         self.shared.submit(Command::Close { conn, code, reason: reason.to_owned() })
@@ -390,6 +390,15 @@ impl ServerHandle {
     fn open_slot(&self, conn: ConnId) -> Result<&crate::engine::slots::SlotShared, Error> {
         self.shared.check_running()?;
         self.shared.table.open(conn).ok_or(Error::NoSuchConnection)
+    }
+
+    /// `NotOpen` instead of `NoSuchConnection` for a client connection that is still dialing
+    /// (or waiting to dial again).
+    fn not_open_if_dialing(&self, conn: ConnId, e: Error) -> Error {
+        match e {
+            Error::NoSuchConnection if self.shared.table.live(conn).is_some() => Error::NotOpen,
+            e => e,
+        }
     }
 
     fn pending_slot(&self, conn: ConnId) -> Result<&crate::engine::slots::SlotShared, Error> {

@@ -58,6 +58,9 @@ pub struct ClientState {
     host_closed: bool,
     /// Decided when an open connection ended: dial again at this time (attempt, failure).
     retry: Option<(Instant, Duration, u32, Failure)>,
+    /// A reconnecting client that will not dial again: reported as `Failed` after its
+    /// `Close`, so such a client always ends with `Failed`.
+    give_up: Option<ClientFailure>,
 }
 
 impl ClientState {
@@ -74,6 +77,7 @@ impl ClientState {
             held_bytes: 0,
             host_closed: false,
             retry: None,
+            give_up: None,
         }
     }
 }
@@ -858,15 +862,23 @@ impl Connection {
     fn report_close(&mut self, code: u16, reason: String, clean: bool, cause: CloseCause, now: Instant, out: &mut Outputs) {
         out.act(Action::Closed { cause, clean });
         out.event(Event::Close { conn: self.id, code, reason, clean });
-        if let Some(client) = self.client.as_deref_mut().filter(|c| !c.host_closed) {
-            let failure = Failure::Closed(code);
-            if let Some(Decision::Retry { delay, attempt }) = client.backoff.as_mut().map(|b| b.on_failure(failure, now)) {
-                client.retry = Some((now + delay, delay, attempt, failure));
+        if let Some(client) = self.client.as_deref_mut() {
+            let failure = if client.host_closed { Failure::ClosedByHost } else { Failure::Closed(code) };
+            match client.backoff.as_mut().map(|b| b.on_failure(failure, now)) {
+                Some(Decision::Retry { delay, attempt }) => client.retry = Some((now + delay, delay, attempt, failure)),
+                Some(Decision::GiveUp(_)) => {
+                    let text = format!("{} ({})", failure.description(), code);
+                    client.give_up = Some(ClientFailure { code: failure.code(), status: failure.detail(), text });
+                }
+                None => {}
             }
         }
     }
 
     fn remove(&mut self, out: &mut Outputs) {
+        if let Some(failure) = self.client.as_deref_mut().and_then(|c| c.give_up.take()) {
+            out.event(Event::Failed { conn: self.id, failure });
+        }
         if let Some((until, delay, attempt, failure)) = self.client.as_deref_mut().and_then(|c| c.retry.take()) {
             // The connection lives on under the same id: dial again later.
             self.announced = false;

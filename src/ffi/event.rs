@@ -40,7 +40,8 @@ pub enum wsembed_event_kind {
     /// the reason text in `data`/`len`.
     WSEMBED_EVENT_RECONNECTING = 11,
     /// A client connection failed for good (its last event): `failure`, `http_status`, the
-    /// reason in `data`/`len`.
+    /// reason in `data`/`len`. A client with reconnect on always ends with it (after its
+    /// CLOSE when an open connection ends for good); one without ends with CLOSE once open.
     WSEMBED_EVENT_FAILED = 12,
 }
 
