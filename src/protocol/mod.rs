@@ -2,6 +2,8 @@
 //! Everything here is driven by byte slices so it can be tested (and fuzzed) in isolation.
 
 pub mod decoder;
+pub mod deflate;
 pub mod encoder;
+pub mod extensions;
 pub mod handshake;
 pub mod utf8;
