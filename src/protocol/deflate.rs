@@ -711,6 +711,32 @@ mod tests {
     }
 
     #[test]
+    fn interoperates_with_an_independent_deflate_implementation() {
+        use miniz_oxide::deflate::compress_to_vec;
+        use miniz_oxide::inflate::decompress_to_vec;
+        // Our messages, with context takeover, are one raw deflate stream: the payloads with
+        // their trailers, then an empty final block (03 00) to close it.
+        let messages: Vec<Vec<u8>> = (0..4).map(|i| text(3000 + 1000 * i)).collect();
+        for bits in [9, 12, 15] {
+            let mut c = Compressor::new(settings(bits, false));
+            let mut stream = Vec::new();
+            for m in &messages {
+                stream.extend(c.compress(m).unwrap());
+                stream.extend_from_slice(&TRAILER);
+            }
+            stream.extend_from_slice(&[0x03, 0x00]);
+            assert_eq!(decompress_to_vec(&stream).unwrap(), messages.concat(), "window {bits}");
+        }
+        // Their messages, each a complete stream ending in a final block (RFC 7692 7.2.3.4),
+        // inflated by us, with a stored-block variant too.
+        let mut i = inflater(true);
+        for (level, m) in [(6, &messages[0]), (1, &messages[1]), (0, &messages[2])] {
+            let payload = compress_to_vec(m, level);
+            assert_eq!(&i.inflate(payload, true, 1 << 20).unwrap(), m, "level {level}");
+        }
+    }
+
+    #[test]
     fn a_small_window_stream_never_reaches_back_further_than_its_window() {
         // 9 bits = 512 bytes (zlib reaches back at most 512 - 262): a repeat 900 bytes back
         // cannot be referenced, one 200 bytes back can; with 15 bits both can.
