@@ -8,6 +8,15 @@
 //!
 //! `Decoder::default()` reads client-to-server traffic (frames must be masked);
 //! [`Decoder::client`] reads server-to-client traffic (frames must not be masked).
+//!
+//! permessage-deflate: after negotiation the connection calls [`Decoder::set_deflate`] and
+//! feeds through [`Decoder::feed_decoded`]. A data message whose first frame has RSV1 is then
+//! reassembled as it came (compressed fragments, bounded by the same limits) and handed out as
+//! [`Decoded::Compressed`], to be inflated at FIN (and its text validated on the inflated
+//! bytes: the deflate `Inflater` does that, or [`validate_text`]). RSV1 on a continuation or
+//! control frame, RSV1 without negotiation, and RSV2/RSV3 always, are 1002. [`Decoder::feed`]
+//! is unchanged: it refuses RSV1 whatever the flag, since `Incoming` cannot carry a
+//! compressed message.
 
 use std::io::Cursor;
 
@@ -31,6 +40,48 @@ pub enum Incoming {
     Pong(Vec<u8>),
     /// A close frame: `None` when it carried no status code.
     Close(Option<(u16, String)>),
+}
+
+/// What [`Decoder::feed_decoded`] produces: everything [`Decoder::feed`] does, plus compressed
+/// messages.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Decoded {
+    Plain(Incoming),
+    /// A message whose first frame had RSV1: `data` is the reassembled compressed payload,
+    /// neither inflated nor UTF-8 checked yet.
+    Compressed { is_text: bool, data: Vec<u8> },
+}
+
+impl From<Incoming> for Decoded {
+    fn from(item: Incoming) -> Self {
+        Decoded::Plain(item)
+    }
+}
+
+/// An output type the decoder can push to.
+trait Output: From<Incoming> {
+    /// Whether this type carries compressed messages (if not, RSV1 is refused).
+    const COMPRESSED: bool;
+    fn compressed(is_text: bool, data: Vec<u8>) -> Self;
+}
+
+impl Output for Incoming {
+    const COMPRESSED: bool = false;
+    fn compressed(_: bool, _: Vec<u8>) -> Self {
+        unreachable!("RSV1 is refused when the output cannot carry compressed messages")
+    }
+}
+
+impl Output for Decoded {
+    const COMPRESSED: bool = true;
+    fn compressed(is_text: bool, data: Vec<u8>) -> Self {
+        Decoded::Compressed { is_text, data }
+    }
+}
+
+/// UTF-8 check for a whole text message, e.g. one just inflated (1007 when invalid).
+pub fn validate_text(data: &[u8]) -> Result<(), Violation> {
+    std::str::from_utf8(data).map(|_| ()).map_err(|_| Violation::invalid_data("invalid UTF-8 in text message"))
 }
 
 /// Why the peer must be failed, with the close code RFC 6455 prescribes.
@@ -71,6 +122,8 @@ struct FrameInProgress {
 #[derive(Debug)]
 struct MessageInProgress {
     is_text: bool,
+    /// RSV1 on the first frame: `data` is deflate data, validated only once inflated.
+    compressed: bool,
     data: Vec<u8>,
     utf8: Utf8Validator,
 }
@@ -84,6 +137,8 @@ pub struct Decoder {
     control: Vec<u8>,
     /// Decoding a server's frames (client role): masked frames are refused.
     client: bool,
+    /// permessage-deflate was negotiated: RSV1 may start a data message.
+    deflate: bool,
 }
 
 impl Decoder {
@@ -97,18 +152,38 @@ impl Decoder {
         self.message.as_ref().map_or(0, |m| m.data.capacity()) + self.control.capacity()
     }
 
+    /// Allows RSV1 on the first frame of data messages (permessage-deflate negotiated); only
+    /// [`Decoder::feed_decoded`] honours it.
+    pub fn set_deflate(&mut self, on: bool) {
+        self.deflate = on;
+    }
+
+    pub fn deflate(&self) -> bool {
+        self.deflate
+    }
+
     /// Feeds bytes from the peer. Complete items are appended to `out`. After an error the
-    /// decoder must not be fed again.
-    pub fn feed(
+    /// decoder must not be fed again. Refuses RSV1 (no extension), whatever [`Decoder::set_deflate`] says.
+    pub fn feed(&mut self, input: &[u8], limits: &DecoderLimits, out: &mut Vec<Incoming>) -> Result<(), Violation> {
+        self.feed_into(input, limits, out)
+    }
+
+    /// [`Decoder::feed`] for a connection that may have negotiated permessage-deflate: with
+    /// [`Decoder::set_deflate`] on, RSV1 messages come out as [`Decoded::Compressed`].
+    pub fn feed_decoded(&mut self, input: &[u8], limits: &DecoderLimits, out: &mut Vec<Decoded>) -> Result<(), Violation> {
+        self.feed_into(input, limits, out)
+    }
+
+    fn feed_into<O: Output>(
         &mut self,
         mut input: &[u8],
         limits: &DecoderLimits,
-        out: &mut Vec<Incoming>,
+        out: &mut Vec<O>,
     ) -> Result<(), Violation> {
         loop {
             if self.frame.is_none() {
                 match self.take_header(&mut input)? {
-                    Some((header, len)) => self.begin_frame(header, len, limits)?,
+                    Some((header, len)) => self.begin_frame(header, len, limits, self.deflate && O::COMPRESSED)?,
                     None => return Ok(()),
                 }
             }
@@ -131,7 +206,7 @@ impl Decoder {
             frame.done += n as u64;
             if !is_control {
                 let message = self.message.as_mut().expect("message in progress");
-                if message.is_text && !message.utf8.advance(&message.data) {
+                if message.is_text && !message.compressed && !message.utf8.advance(&message.data) {
                     return Err(Violation::invalid_data("invalid UTF-8 in text message"));
                 }
             }
@@ -189,9 +264,17 @@ impl Decoder {
         header: FrameHeader,
         len: u64,
         limits: &DecoderLimits,
+        deflate: bool,
     ) -> Result<(), Violation> {
-        if header.rsv1 || header.rsv2 || header.rsv3 {
+        if header.rsv2 || header.rsv3 || (header.rsv1 && !deflate) {
             return Err(Violation::protocol("reserved bits set without a negotiated extension"));
+        }
+        // With permessage-deflate, RSV1 marks the first frame of a compressed message only.
+        if header.rsv1 && !matches!(header.opcode, OpCode::Data(Data::Text | Data::Binary)) {
+            return Err(Violation::protocol(match header.opcode {
+                OpCode::Control(_) => "RSV1 set on a control frame",
+                _ => "RSV1 set on a continuation frame",
+            }));
         }
         let mask = match (header.mask, self.client) {
             (Some(mask), false) => mask,
@@ -230,6 +313,7 @@ impl Decoder {
                 let message = self.message.get_or_insert_with(|| {
                     Box::new(MessageInProgress {
                         is_text: data == Data::Text,
+                        compressed: header.rsv1,
                         data: Vec::new(),
                         utf8: Utf8Validator::default(),
                     })
@@ -247,22 +331,26 @@ impl Decoder {
         Ok(())
     }
 
-    fn finish_frame(&mut self, frame: FrameInProgress, out: &mut Vec<Incoming>) -> Result<(), Violation> {
+    fn finish_frame<O: Output>(&mut self, frame: FrameInProgress, out: &mut Vec<O>) -> Result<(), Violation> {
         match frame.opcode {
             OpCode::Data(_) => {
                 if frame.is_final {
                     let message = self.message.take().expect("message in progress");
+                    if message.compressed {
+                        out.push(O::compressed(message.is_text, message.data));
+                        return Ok(());
+                    }
                     if message.is_text && !message.utf8.is_complete(&message.data) {
                         return Err(Violation::invalid_data("text message ends inside a UTF-8 sequence"));
                     }
-                    out.push(Incoming::Message { is_text: message.is_text, data: message.data });
+                    out.push(Incoming::Message { is_text: message.is_text, data: message.data }.into());
                 }
             }
-            OpCode::Control(Control::Ping) => out.push(Incoming::Ping(std::mem::take(&mut self.control))),
-            OpCode::Control(Control::Pong) => out.push(Incoming::Pong(std::mem::take(&mut self.control))),
+            OpCode::Control(Control::Ping) => out.push(Incoming::Ping(std::mem::take(&mut self.control)).into()),
+            OpCode::Control(Control::Pong) => out.push(Incoming::Pong(std::mem::take(&mut self.control)).into()),
             OpCode::Control(Control::Close) => {
                 let payload = std::mem::take(&mut self.control);
-                out.push(Incoming::Close(parse_close_payload(&payload)?));
+                out.push(Incoming::Close(parse_close_payload(&payload)?).into());
             }
             OpCode::Control(Control::Reserved(_)) => unreachable!("rejected by FrameHeader::parse"),
         }
@@ -372,6 +460,99 @@ mod tests {
         let mut decoder = Decoder::default();
         assert_eq!(decoder.feed(&huge, &LIMITS, &mut Vec::new()).unwrap_err().code, 1009);
         assert_eq!(decoder.buffered(), 0);
+    }
+
+    fn decode_deflate_bytewise(bytes: &[u8], deflate: bool) -> Result<Vec<Decoded>, Violation> {
+        let mut decoder = Decoder::default();
+        decoder.set_deflate(deflate);
+        let mut out = Vec::new();
+        for byte in bytes {
+            decoder.feed_decoded(std::slice::from_ref(byte), &LIMITS, &mut out)?;
+        }
+        assert_eq!(decoder.buffered() > 0, decoder.message.is_some());
+        Ok(out)
+    }
+
+    #[test]
+    fn rsv1_starts_a_compressed_message_only_when_negotiated() {
+        // RFC 7692 7.2.3.1, fragmented: "He" | "llo" compressed into 3 + 4 bytes.
+        let mut wire = masked(0x41, &[0xf2, 0x48, 0xcd]);
+        wire.extend(masked(0x89, b"p"));
+        wire.extend(masked(0x80, &[0xc9, 0xc9, 0x07, 0x00]));
+        wire.extend(masked(0x81, "plain €".as_bytes()));
+        wire.extend(masked(0xc2, &[0xff, 0xfe])); // compressed binary, garbage: not our business here
+        let out = decode_deflate_bytewise(&wire, true).unwrap();
+        assert_eq!(
+            out,
+            vec![
+                Decoded::Plain(Incoming::Ping(b"p".to_vec())),
+                Decoded::Compressed { is_text: true, data: vec![0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00] },
+                Decoded::Plain(Incoming::Message { is_text: true, data: "plain €".as_bytes().to_vec() }),
+                Decoded::Compressed { is_text: false, data: vec![0xff, 0xfe] },
+            ]
+        );
+        // Compressed text is not UTF-8 checked by the decoder (it is deflate data)...
+        assert!(decode_deflate_bytewise(&masked(0xc1, &[0xff]), true).is_ok());
+        // ...but plain text still is, on a deflate connection too.
+        assert_eq!(decode_deflate_bytewise(&masked(0x81, &[0xff]), true).unwrap_err().code, 1007);
+        assert_eq!(validate_text(&[0xff]).unwrap_err().code, 1007);
+        assert!(validate_text("κόσμε".as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn rsv1_rules() {
+        let code = |wire: &[u8], deflate| decode_deflate_bytewise(wire, deflate).unwrap_err().code;
+        assert_eq!(code(&masked(0xc1, b"x"), false), 1002, "not negotiated");
+        let mut cont = masked(0x41, b"x");
+        cont.extend(masked(0xc0, b"y"));
+        assert_eq!(code(&cont, true), 1002, "RSV1 on a continuation");
+        let mut cont = masked(0x01, b"x");
+        cont.extend(masked(0xc0, b"y"));
+        assert_eq!(code(&cont, true), 1002, "RSV1 on a continuation of a plain message");
+        assert_eq!(code(&masked(0xc9, b""), true), 1002, "RSV1 on a ping");
+        assert_eq!(code(&masked(0xc8, &[0x03, 0xe8]), true), 1002, "RSV1 on a close");
+        assert_eq!(code(&masked(0xa1, b"x"), true), 1002, "RSV2");
+        assert_eq!(code(&masked(0x91, b"x"), true), 1002, "RSV3");
+        assert_eq!(code(&masked(0xe1, b"x"), true), 1002, "RSV1+RSV2");
+        // The old entry point refuses RSV1 even with the flag set.
+        let mut decoder = Decoder::default();
+        decoder.set_deflate(true);
+        let err = decoder.feed(&masked(0xc1, b"x"), &LIMITS, &mut Vec::new()).unwrap_err();
+        assert_eq!(err.code, 1002);
+        // A compressed message is held to the same limits as a plain one.
+        let small = DecoderLimits { max_message_size: 10, max_frame_size: 8 };
+        let mut decoder = Decoder::default();
+        decoder.set_deflate(true);
+        let mut out = Vec::new();
+        assert_eq!(decoder.feed_decoded(&masked(0x42, &[0; 9]), &small, &mut out).unwrap_err().code, 1009);
+        let mut decoder = Decoder::default();
+        decoder.set_deflate(true);
+        decoder.feed_decoded(&masked(0x42, &[0; 6]), &small, &mut out).unwrap();
+        assert_eq!(decoder.feed_decoded(&masked(0x80, &[0; 6]), &small, &mut out).unwrap_err().code, 1009);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn feed_and_feed_decoded_agree_on_plain_traffic() {
+        let mut wire = masked(0x01, "Hel".as_bytes());
+        wire.extend(masked(0x8a, b"pong"));
+        wire.extend(masked(0x80, "lo".as_bytes()));
+        wire.extend(masked(0x82, &[1, 2, 3]));
+        wire.extend(masked(0x88, &[0x03, 0xe8]));
+        let plain = decode_bytewise(&wire).unwrap();
+        for deflate in [false, true] {
+            let decoded = decode_deflate_bytewise(&wire, deflate).unwrap();
+            assert_eq!(decoded, plain.iter().map(|i| Decoded::Plain(clone(i))).collect::<Vec<_>>());
+        }
+    }
+
+    fn clone(item: &Incoming) -> Incoming {
+        match item {
+            Incoming::Message { is_text, data } => Incoming::Message { is_text: *is_text, data: data.clone() },
+            Incoming::Ping(p) => Incoming::Ping(p.clone()),
+            Incoming::Pong(p) => Incoming::Pong(p.clone()),
+            Incoming::Close(c) => Incoming::Close(c.clone()),
+        }
     }
 
     #[test]

@@ -16,8 +16,11 @@ pub enum MessageKind {
 pub const MAX_CLOSE_REASON: usize = 123;
 
 fn encode(opcode: OpCode, parts: &[&[u8]]) -> Bytes {
+    encode_with(FrameHeader { opcode, ..FrameHeader::default() }, parts)
+}
+
+fn encode_with(header: FrameHeader, parts: &[&[u8]]) -> Bytes {
     let len: usize = parts.iter().map(|p| p.len()).sum();
-    let header = FrameHeader { opcode, ..FrameHeader::default() };
     let mut out = Vec::with_capacity(header.len(len as u64) + len);
     header.format(len as u64, &mut out).expect("writing to a Vec cannot fail");
     for part in parts {
@@ -28,11 +31,29 @@ fn encode(opcode: OpCode, parts: &[&[u8]]) -> Bytes {
 
 /// One unfragmented data frame carrying `payload`.
 pub fn message_frame(kind: MessageKind, payload: &[u8]) -> Bytes {
-    let opcode = match kind {
+    encode(data_opcode(kind), &[payload])
+}
+
+fn data_opcode(kind: MessageKind) -> OpCode {
+    match kind {
         MessageKind::Text => OpCode::Data(Data::Text),
         MessageKind::Binary => OpCode::Data(Data::Binary),
-    };
-    encode(opcode, &[payload])
+    }
+}
+
+/// One unfragmented server frame with RSV1 set: `payload` is a permessage-deflate compressed
+/// message (from `deflate::Compressor::compress`).
+pub fn message_frame_compressed(kind: MessageKind, payload: &[u8]) -> Bytes {
+    encode_with(FrameHeader { opcode: data_opcode(kind), rsv1: true, ..FrameHeader::default() }, &[payload])
+}
+
+/// One unfragmented, masked client-role data frame; `compressed` sets RSV1 (permessage-deflate).
+pub fn masked_message_frame(kind: MessageKind, payload: &[u8], compressed: bool, mask: [u8; 4]) -> Bytes {
+    let header = FrameHeader { opcode: data_opcode(kind), rsv1: compressed, mask: Some(mask), ..FrameHeader::default() };
+    let mut out = Vec::with_capacity(header.len(payload.len() as u64) + payload.len());
+    header.format(payload.len() as u64, &mut out).expect("writing to a Vec cannot fail");
+    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i & 3]));
+    Bytes::from(out)
 }
 
 pub fn ping_frame(payload: &[u8]) -> Bytes {
@@ -98,5 +119,25 @@ mod tests {
         assert_eq!(big.len(), 304);
         assert_eq!(&close_frame(Some(1001), "bye")[..], &[0x88, 5, 0x03, 0xe9, b'b', b'y', b'e']);
         assert_eq!(close_frame(Some(1000), &"é".repeat(100)).len(), 2 + 2 + 122);
+    }
+
+    #[test]
+    fn compressed_frames_set_rsv1() {
+        let hello = [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00];
+        // RFC 7692 7.2.3.1: the unfragmented compressed "Hello".
+        let frame = message_frame_compressed(MessageKind::Text, &hello);
+        assert_eq!(&frame[..2], &[0xc1, 0x07]);
+        assert_eq!(&frame[2..], &hello);
+        assert_eq!(message_frame_compressed(MessageKind::Binary, &[0; 200])[..4], [0xc2, 126, 0, 200]);
+        let mask = [0x37, 0xfa, 0x21, 0x3d];
+        for compressed in [false, true] {
+            let first = if compressed { 0xc1 } else { 0x81 };
+            assert_eq!(
+                &masked_message_frame(MessageKind::Text, &hello, compressed, mask)[..],
+                &client_frame(first, &hello, mask)[..]
+            );
+        }
+        let big = masked_message_frame(MessageKind::Binary, &[7; 70_000], true, mask);
+        assert_eq!(&big[..], &client_frame(0xc2, &[7; 70_000], mask)[..]);
     }
 }

@@ -119,6 +119,12 @@ pub fn choose_protocol<'a>(server: &'a [String], offered: &[String]) -> Option<&
 
 /// The `101 Switching Protocols` response.
 pub fn accept_response(key: &str, protocol: Option<&str>) -> Vec<u8> {
+    accept_response_with_extensions(key, protocol, None)
+}
+
+/// The `101 Switching Protocols` response, with a `Sec-WebSocket-Extensions` line when an
+/// extension was accepted (e.g. `DeflateParams::response_header()`).
+pub fn accept_response_with_extensions(key: &str, protocol: Option<&str>, extensions: Option<&str>) -> Vec<u8> {
     let mut out = format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n",
         derive_accept_key(key.as_bytes())
@@ -126,6 +132,11 @@ pub fn accept_response(key: &str, protocol: Option<&str>) -> Vec<u8> {
     if let Some(p) = protocol {
         out.push_str("Sec-WebSocket-Protocol: ");
         out.push_str(p);
+        out.push_str("\r\n");
+    }
+    if let Some(e) = extensions {
+        out.push_str("Sec-WebSocket-Extensions: ");
+        out.push_str(e);
         out.push_str("\r\n");
     }
     out.push_str("\r\n");
@@ -151,6 +162,10 @@ mod tests {
                 let resp = String::from_utf8(accept_response(&request.key, Some("chat"))).unwrap();
                 assert!(resp.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
                 assert!(resp.contains("Sec-WebSocket-Protocol: chat\r\n"));
+                assert!(!resp.contains("Extensions"));
+                let resp = accept_response_with_extensions(&request.key, None, Some("permessage-deflate"));
+                let resp = String::from_utf8(resp).unwrap();
+                assert!(resp.ends_with("\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n"));
             }
             other => panic!("{other:?}"),
         }

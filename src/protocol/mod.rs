@@ -4,6 +4,8 @@
 pub mod client_encoder;
 pub mod client_handshake;
 pub mod decoder;
+pub mod deflate;
 pub mod encoder;
+pub mod extensions;
 pub mod handshake;
 pub mod utf8;
