@@ -360,6 +360,7 @@ fn stop_closes_open_connections_with_1001_then_abort_reports_them() {
 #[test]
 fn terminate_drops_without_a_handshake() {
     let mut h = Harness::open(ServerConfig::default());
+    let now = h.at(1);
     h.run(|c, _, out| c.terminate(now, out));
     let (events, actions) = h.take();
     assert_eq!(close_event(&events), Some((1006, "terminated".to_owned(), false)));
@@ -377,6 +378,7 @@ fn terminate_drops_without_a_handshake() {
 #[test]
 fn disconnect_while_open_reports_1006() {
     let mut h = Harness::open(ServerConfig::default());
+    let now = h.at(1);
     h.run(|c, _, out| c.on_disconnect(now, out));
     let (events, actions) = h.take();
     assert_eq!(close_event(&events), Some((1006, "connection lost".to_owned(), false)));
