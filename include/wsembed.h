@@ -74,6 +74,23 @@
  *   Report PING and PONG events with their payload (RTT measurement, time sync); pings are
  *   answered either way.
  *
+ * compression: choice, default "off"
+ *   permessage-deflate: "off", "shared" (one compressor and inflater per loop, no context
+ *   takeover: about 0 bytes per idle connection, a broadcast compressed once) or "dedicated"
+ *   (per-connection contexts with context takeover, made when first needed).
+ *
+ * compression_window_bits: integer, default "15"
+ *   LZ77 window of the server's compressors, 9-15 (a client may ask for less). Dedicated mode
+ *   memory per connection: see README.
+ *
+ * compression_mem_level: integer, default "8"
+ *   zlib memLevel of the server's compressors, 1-9 (lower: less memory per dedicated
+ *   connection, worse ratio).
+ *
+ * compression_threshold: bytes, default "128"
+ *   Messages shorter than this go uncompressed; a compressed form that is not smaller is never
+ *   sent.
+ *
  * max_buffered_bytes: bytes, default "67108864"
  *   Cap on what one connection's send queue may cost (payload plus 64 bytes per queued entry).
  *
@@ -341,6 +358,9 @@ typedef struct wsembed_event {
   const char *peer;
   // OPEN: chosen subprotocol, or NULL.
   const char *protocol;
+  // OPEN: the negotiated extension as sent in the handshake (e.g. "permessage-deflate;
+  // server_no_context_takeover; client_no_context_takeover"), or NULL for none.
+  const char *extensions;
   // OPEN/HANDSHAKE: request headers in the order received (Cookie, Authorization, Origin...).
   const struct wsembed_header *headers;
   size_t header_count;

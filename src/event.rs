@@ -42,6 +42,8 @@ pub enum Event {
         path: String,
         /// The subprotocol the server chose, if any.
         protocol: Option<String>,
+        /// The negotiated extension as on the wire (`permessage-deflate; ...`), if any.
+        extensions: Option<String>,
         /// The request headers, in the order received.
         headers: Vec<(String, String)>,
     },

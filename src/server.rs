@@ -248,7 +248,14 @@ impl ServerHandle {
             protocols: options.protocols.clone(),
             require_protocol: options.require_protocol,
             origin: options.origin.clone(),
-            extensions: None,
+            // The offer browsers make: the server picks context takeover and window sizes.
+            extensions: options.compression.then(|| {
+                let offer = crate::protocol::extensions::DeflateConfig {
+                    mode: crate::config::CompressionMode::Dedicated,
+                    ..Default::default()
+                };
+                crate::protocol::extensions::client_offer(&offer)
+            }),
             headers: options.headers.clone(),
             ..Default::default()
         };

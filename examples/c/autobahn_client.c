@@ -22,7 +22,12 @@ static int fail(const char *what, wsembed_result rc) {
  * text message into `first` (cap bytes) when not NULL. Returns 0 when it opened and ended. */
 static int run(wsembed_server *engine, const char *url, int echo, char *first, size_t cap) {
     uint64_t conn = 0;
-    wsembed_result rc = wsembed_server_connect(engine, url, NULL, &conn);
+    wsembed_client_options *options = NULL;
+    wsembed_result rc = wsembed_client_options_new(&options);
+    /* Offer permessage-deflate (cases 12.* and 13.* need it; the others ignore it). */
+    if (rc == WSEMBED_OK) rc = wsembed_client_options_set(options, "compression", "1");
+    if (rc == WSEMBED_OK) rc = wsembed_server_connect(engine, url, options, &conn);
+    wsembed_client_options_free(options);
     if (rc != WSEMBED_OK) return fail(url, rc);
     wsembed_event events[64];
     int opened = 0;

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::error::Error;
+pub use crate::protocol::extensions::CompressionMode;
+use crate::protocol::extensions::DeflateConfig;
 
 /// What to do when a connection's send queue is over [`ServerConfig::max_buffered_bytes`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,6 +106,14 @@ pub struct ServerConfig {
     pub redis_url: String,
     /// Prefix of the Redis channels (default `wsembed`).
     pub redis_prefix: String,
+    /// permessage-deflate (default off).
+    pub compression: CompressionMode,
+    /// Window of the server's compressors, 9-15 (default 15).
+    pub compression_window_bits: u8,
+    /// zlib memLevel of the server's compressors, 1-9 (default 8).
+    pub compression_mem_level: u8,
+    /// Messages shorter than this go uncompressed (default 128 bytes).
+    pub compression_threshold: usize,
     /// Listen on `host:port` (default true); false: a client-only engine.
     pub listen: bool,
     /// Report `Event::Ping`/`Event::Pong` (default false).
@@ -146,6 +156,10 @@ impl Default for ServerConfig {
             max_pending_event_bytes: 64 << 20,
             ping_events: false,
             listen: true,
+            compression: CompressionMode::Off,
+            compression_window_bits: 15,
+            compression_mem_level: 8,
+            compression_threshold: 128,
             redis_url: String::new(),
             redis_prefix: "wsembed".to_owned(),
             max_total_buffered_bytes: default_total_buffered(),
@@ -227,6 +241,17 @@ pub fn default_total_buffered() -> usize {
 }
 
 impl ServerConfig {
+    /// The permessage-deflate settings.
+    pub fn deflate(&self) -> DeflateConfig {
+        DeflateConfig {
+            mode: self.compression,
+            window_bits: self.compression_window_bits,
+            mem_level: self.compression_mem_level,
+            level: 6,
+            threshold: self.compression_threshold,
+        }
+    }
+
     /// Sets one option by name from its text form (numbers in decimal). This is the one parser
     /// behind every host's configuration; the names are [`OPTIONS`].
     pub fn set(&mut self, name: &str, value: &str) -> Result<(), Error> {

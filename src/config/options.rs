@@ -45,6 +45,18 @@ options_table! {
     "ping_events", "bool", "false",
         "Report PING and PONG events with their payload (RTT measurement, time sync); pings are answered either way.",
         |c, v| { c.ping_events = boolean(v)?; Ok(()) };
+    "compression", "choice", "off",
+        "permessage-deflate: \"off\", \"shared\" (one compressor and inflater per loop, no context takeover: about 0 bytes per idle connection, a broadcast compressed once) or \"dedicated\" (per-connection contexts with context takeover, made when first needed).",
+        |c, v| { c.compression = CompressionMode::parse(v).ok_or_else(|| bad("\"off\", \"shared\" or \"dedicated\""))?; Ok(()) };
+    "compression_window_bits", "integer", "15",
+        "LZ77 window of the server's compressors, 9-15 (a client may ask for less). Dedicated mode memory per connection: see README.",
+        |c, v| { c.compression_window_bits = match number(v)? { n @ 9..=15 => n as u8, _ => return Err(bad("9-15")) }; Ok(()) };
+    "compression_mem_level", "integer", "8",
+        "zlib memLevel of the server's compressors, 1-9 (lower: less memory per dedicated connection, worse ratio).",
+        |c, v| { c.compression_mem_level = match number(v)? { n @ 1..=9 => n as u8, _ => return Err(bad("1-9")) }; Ok(()) };
+    "compression_threshold", "bytes", "128",
+        "Messages shorter than this go uncompressed; a compressed form that is not smaller is never sent.",
+        |c, v| { c.compression_threshold = size(number(v)?)?; Ok(()) };
     "max_buffered_bytes", "bytes", "67108864",
         "Cap on what one connection's send queue may cost (payload plus 64 bytes per queued entry).",
         |c, v| { c.max_buffered_bytes = size(positive(v)?)?; Ok(()) };

@@ -24,11 +24,15 @@ use crate::client::url::WsUrl;
 use crate::config::{RateLimitPolicy, ServerConfig};
 use crate::event::{ClientFailure, ConnId, Event};
 use crate::protocol::client_encoder;
+use crate::protocol::decoder::Decoded;
+use crate::protocol::deflate::{Compressor, Inflater, SharedDeflate};
+use crate::protocol::encoder::{message_frame_compressed, MessageKind};
+use crate::protocol::extensions::{self, DeflateConfig, DeflateParams};
 use crate::protocol::client_handshake::{ClientHandshake, HandshakeOptions};
 use crate::http::refusal;
 use crate::protocol::decoder::{Decoder, DecoderLimits, Incoming, Violation};
 use crate::protocol::encoder::{close_frame, ping_frame, pong_frame};
-use crate::protocol::handshake::{accept_response, choose_protocol, parse_request, RequestHead, UpgradeRequest};
+use crate::protocol::handshake::{accept_response_with_extensions, choose_protocol, parse_request, RequestHead, UpgradeRequest};
 
 /// Which end of the connection this engine is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,9 +93,50 @@ pub struct DialTarget {
     pub port: u16,
 }
 
-/// Per-connection codec state (permessage-deflate contexts); none while nothing negotiated one.
-#[derive(Debug, Default)]
-pub struct Codec {}
+/// Per-connection permessage-deflate state: what was negotiated, and this connection's own
+/// contexts when it cannot use the loop's shared ones (context takeover), made when first
+/// needed and kept (that is the memory dedicated mode costs).
+pub struct Codec {
+    pub params: DeflateParams,
+    compressor: Option<Box<Compressor>>,
+    inflater: Option<Box<Inflater>>,
+}
+
+impl Codec {
+    fn new(params: DeflateParams) -> Self {
+        Codec { params, compressor: None, inflater: None }
+    }
+
+    /// The window of the loop's shared compressor this connection's messages can use (no
+    /// takeover on our side), or None when it needs its own (or sends uncompressed).
+    pub fn shared_window(&self, config: &DeflateConfig) -> Option<u8> {
+        let settings = self.params.compressor_settings(config)?;
+        settings.no_context_takeover.then_some(settings.window_bits)
+    }
+
+    /// Compresses one message payload (None: send it plain: too short, not smaller, or the
+    /// negotiated window is 8 bits).
+    fn compress(&mut self, payload: &[u8], config: &DeflateConfig, shared: Option<&mut SharedDeflate>) -> Option<Vec<u8>> {
+        let settings = self.params.compressor_settings(config)?;
+        match shared {
+            Some(shared) if settings.no_context_takeover => shared.compressor(settings.window_bits).compress(payload),
+            _ => self.compressor.get_or_insert_with(|| Box::new(Compressor::new(settings))).compress(payload),
+        }
+    }
+
+    /// Inflates one compressed message within `max` bytes (1009 past it, 1007 for bad data;
+    /// text is UTF-8 checked).
+    fn inflate(&mut self, data: Vec<u8>, is_text: bool, max: usize, shared: Option<&mut SharedDeflate>) -> Result<Vec<u8>, Violation> {
+        match shared {
+            // Inflating is done in one go, so the shared inflater is never left mid-message.
+            Some(shared) if self.params.peer_no_context_takeover() => shared.inflater().inflate(data, is_text, max),
+            _ => {
+                let settings = self.params.inflater_settings();
+                self.inflater.get_or_insert_with(|| Box::new(Inflater::new(settings))).inflate(data, is_text, max)
+            }
+        }
+    }
+}
 
 /// Where a connection is in its life.
 #[derive(Debug)]
@@ -201,6 +246,8 @@ pub struct Outputs<'a> {
     pub queued: usize,
     /// Events the host has finished handling (see `EventQueue::settled`).
     pub settled: u64,
+    /// The loop's shared permessage-deflate contexts (with `compression` on).
+    pub deflate: Option<&'a mut SharedDeflate>,
 }
 
 impl Outputs<'_> {
@@ -239,7 +286,7 @@ pub struct Connection {
     /// Compression state, when negotiated.
     pub codec: Option<Box<Codec>>,
     /// Scratch for decoded items (empty between calls).
-    incoming: Vec<Incoming>,
+    incoming: Vec<Decoded>,
     /// Client role only.
     client: Option<Box<ClientState>>,
 }
@@ -346,11 +393,24 @@ impl Connection {
 
     /// The 101 arrived and checked out: open, like an accepted server connection.
     fn client_opened(&mut self, accepted: crate::protocol::client_handshake::Accepted, config: &ServerConfig, now: Instant, out: &mut Outputs) {
+        let client = self.client.as_deref().expect("client role");
+        let mut params = None;
+        if let Some(offer) = client.request.extensions.as_deref() {
+            let values: Vec<&str> = accepted.extensions.iter().map(String::as_str).collect();
+            match extensions::accept_client_response(&values, offer) {
+                Ok(p) => params = p,
+                Err(e) => return self.attempt_failed(Failure::BadHandshake, e, now, out),
+            }
+        }
+        self.decoder = Decoder::client();
+        self.codec = params.map(|p| {
+            self.decoder.set_deflate(true);
+            Box::new(Codec::new(p))
+        });
         self.phase = Phase::Open;
         self.announced = true;
         self.last_seen = now;
         self.ping_sent = None;
-        self.decoder = Decoder::client();
         out.act(Action::Opened);
         let client = self.client.as_deref_mut().expect("client role");
         if let Some(backoff) = client.backoff.as_mut() {
@@ -361,12 +421,16 @@ impl Connection {
             peer: self.peer,
             path: client.url.resource.clone(),
             protocol: accepted.protocol,
+            extensions: self.codec.as_deref().map(|c| c.params.describe()),
             headers: accepted.headers,
         });
-        // What the host sent while connecting goes out first, in order.
+        let held = std::mem::take(&mut client.held);
         client.held_bytes = 0;
-        for frame in std::mem::take(&mut client.held) {
-            out.queue(client_encoder::mask_frame(&frame));
+        // What the host sent while connecting goes out first, in order.
+        let deflate = config.deflate();
+        for frame in held {
+            let frame = self.wire_frame(frame, &deflate, out.deflate.as_deref_mut());
+            out.queue(frame);
         }
         if !config.ping_interval.is_zero() {
             out.act(Action::Schedule(now + config.ping_interval));
@@ -413,12 +477,28 @@ impl Connection {
         true
     }
 
-    /// A frame encoded for a server connection (unmasked), as this connection must send it.
-    pub fn wire_frame(&self, frame: Bytes) -> Bytes {
+    /// A frame encoded for a server connection (unmasked, uncompressed), as this connection
+    /// must send it: compressed when negotiated and worth it, masked in the client role.
+    pub fn wire_frame(&mut self, frame: Bytes, config: &DeflateConfig, shared: Option<&mut SharedDeflate>) -> Bytes {
+        if let Some(codec) = self.codec.as_deref_mut() {
+            if let Some((kind, payload)) = whole_message(&frame) {
+                if let Some(compressed) = codec.compress(payload, config, shared) {
+                    return match self.role {
+                        Role::Server => message_frame_compressed(kind, &compressed),
+                        Role::Client => crate::protocol::encoder::masked_message_frame(kind, &compressed, true, client_encoder::mask_key()),
+                    };
+                }
+            }
+        }
         match self.role {
             Role::Server => frame,
             Role::Client => client_encoder::mask_frame(&frame),
         }
+    }
+
+    /// The negotiated compression, if any.
+    pub fn codec(&self) -> Option<&Codec> {
+        self.codec.as_deref()
     }
 
     fn close_frame(&self, code: Option<u16>, reason: &str) -> Bytes {
@@ -527,6 +607,10 @@ impl Connection {
         if !allowed.is_empty() && request.header("Origin").is_some_and(|o| !allowed.iter().any(|a| a == o)) {
             return self.refuse(refusal::response(403, "origin not allowed"), config, now, out);
         }
+        // A malformed Sec-WebSocket-Extensions fails the handshake (RFC 7692 section 5).
+        if extensions::request_offers(&request).is_err() {
+            return self.refuse(refusal::response(400, "malformed Sec-WebSocket-Extensions"), config, now, out);
+        }
         if !config.approve_handshakes {
             let protocol = choose_protocol(&config.subprotocols, &request.protocols).map(str::to_owned);
             return self.upgrade(request, protocol, early, config, now, out);
@@ -548,10 +632,20 @@ impl Connection {
     fn upgrade(&mut self, request: UpgradeRequest, protocol: Option<String>, early: Vec<u8>, config: &ServerConfig, now: Instant, out: &mut Outputs) {
         self.phase = Phase::Open;
         self.announced = true;
-        out.queue(Bytes::from(accept_response(&request.key, protocol.as_deref())));
+        let deflate = config.deflate();
+        let params = match deflate.mode {
+            extensions::CompressionMode::Off => None,
+            _ => extensions::request_offers(&request).ok().and_then(|offers| extensions::negotiate_server(&offers, &deflate)),
+        };
+        let extensions = params.map(|p| p.response_header());
+        out.queue(Bytes::from(accept_response_with_extensions(&request.key, protocol.as_deref(), extensions.as_deref())));
+        if let Some(params) = params {
+            self.decoder.set_deflate(true);
+            self.codec = Some(Box::new(Codec::new(params)));
+        }
         out.act(Action::Opened);
         out.act(Action::CountHandshakeAccepted);
-        out.event(Event::Open { conn: self.id, peer: self.peer, path: request.path, protocol, headers: request.headers });
+        out.event(Event::Open { conn: self.id, peer: self.peer, path: request.path, protocol, extensions, headers: request.headers });
         if !config.ping_interval.is_zero() {
             out.act(Action::Schedule(now + config.ping_interval));
         }
@@ -575,12 +669,26 @@ impl Connection {
     fn on_frames(&mut self, data: &[u8], config: &ServerConfig, now: Instant, out: &mut Outputs) {
         let limits = DecoderLimits { max_message_size: config.max_message_size, max_frame_size: config.max_frame_size };
         let mut incoming = std::mem::take(&mut self.incoming);
-        let outcome = self.decoder.feed(data, &limits, &mut incoming);
-        for item in incoming.drain(..) {
+        let mut outcome = self.decoder.feed_decoded(data, &limits, &mut incoming);
+        for decoded in incoming.drain(..) {
             let open = match &self.phase {
                 Phase::Open => true,
                 Phase::Closing { .. } => false,
                 _ => break,
+            };
+            let item = match decoded {
+                Decoded::Plain(item) => item,
+                Decoded::Compressed { is_text, data } => {
+                    let codec = self.codec.as_deref_mut().expect("RSV1 is refused unless negotiated");
+                    match codec.inflate(data, is_text, config.max_message_size, out.deflate.as_deref_mut()) {
+                        Ok(data) => Incoming::Message { is_text, data },
+                        Err(violation) => {
+                            // What came after the bad message is not looked at.
+                            outcome = Err(violation);
+                            break;
+                        }
+                    }
+                }
             };
             match item {
                 Incoming::Message { is_text, data } if open => {
@@ -625,6 +733,7 @@ impl Connection {
                 }
             }
         }
+        incoming.clear();
         self.incoming = incoming;
         if let Err(violation) = outcome {
             self.fail(violation, config, now, out);
@@ -903,6 +1012,23 @@ impl Connection {
         self.phase = Phase::Done;
         out.act(Action::Remove);
     }
+}
+
+/// The kind and payload of a whole, unfragmented data frame (as the encoder makes them).
+fn whole_message(frame: &[u8]) -> Option<(MessageKind, &[u8])> {
+    use tungstenite::protocol::frame::coding::{Data, OpCode};
+    let mut cursor = std::io::Cursor::new(frame);
+    let (header, len) = tungstenite::protocol::frame::FrameHeader::parse(&mut cursor).ok()??;
+    let kind = match header.opcode {
+        OpCode::Data(Data::Text) => MessageKind::Text,
+        OpCode::Data(Data::Binary) => MessageKind::Binary,
+        _ => return None,
+    };
+    if !header.is_final || header.rsv1 {
+        return None;
+    }
+    let start = cursor.position() as usize;
+    frame.get(start..start + len as usize).map(|payload| (kind, payload))
 }
 
 #[cfg(test)]

@@ -26,6 +26,19 @@ use super::{bump, Command, Shared};
 use crate::config::{BackpressurePolicy, ServerConfig};
 use crate::event::{ConnId, Event};
 use crate::http::static_files;
+use crate::protocol::deflate::SharedDeflate;
+use crate::protocol::extensions::{CompressionMode, DeflateConfig};
+
+/// The kind and payload of a frame the encoder made for a broadcast or publish.
+fn frame_payload(frame: &Bytes) -> (crate::MessageKind, &[u8]) {
+    let kind = if frame[0] & 0x0f == 0x1 { crate::MessageKind::Text } else { crate::MessageKind::Binary };
+    let start = match frame[1] & 0x7f {
+        126 => 4,
+        127 => 10,
+        _ => 2,
+    };
+    (kind, &frame[start..])
+}
 
 pub const WAKER: Token = Token(0);
 pub const LISTENER: Token = Token(1);
@@ -74,6 +87,9 @@ pub struct EventLoop {
     admission: Admission,
     topics: Topics,
     entries: Vec<Entry>,
+    /// permessage-deflate settings, and the loop's shared contexts (compression on).
+    deflate_config: DeflateConfig,
+    deflate: Option<SharedDeflate>,
     /// Name lookups for client connections, on threads of their own (started on first use).
     resolver: Option<crate::client::Resolver>,
     read_buf: Box<[u8]>,
@@ -108,6 +124,7 @@ impl EventLoop {
         static_root: Option<PathBuf>,
         tls: Option<Arc<rustls::ServerConfig>>,
     ) -> Self {
+        let deflate_config = config.deflate();
         EventLoop {
             poll,
             listener,
@@ -119,6 +136,8 @@ impl EventLoop {
             tls,
             topics: Topics::default(),
             entries: Vec::new(),
+            deflate: (deflate_config.mode != CompressionMode::Off).then(|| SharedDeflate::new(&deflate_config)),
+            deflate_config,
             resolver: None,
             read_buf: vec![0u8; READ_BUFFER].into_boxed_slice(),
             events: Vec::new(),
@@ -214,6 +233,7 @@ impl EventLoop {
             actions: &mut self.actions,
             queued: conn.out.cost(),
             settled: self.shared.events.settled(),
+            deflate: self.deflate.as_mut(),
         };
         let result = input(&mut conn.machine, &self.config, &mut out);
         self.apply(slot, now);
@@ -324,7 +344,8 @@ impl EventLoop {
                     return 1;
                 }
                 bump(&self.shared.counters.messages_out, 1);
-                let frame = self.entries[slot].conn.as_deref().map_or(frame.clone(), |c| c.machine.wire_frame(frame));
+                let Some(entry) = self.entries[slot].conn.as_deref_mut() else { return 1 };
+                let frame = entry.machine.wire_frame(frame, &self.deflate_config, self.deflate.as_mut());
                 self.queue(slot, frame);
                 let over = self.open_conn(conn).is_some_and(|c| c.out.cost() > self.shared.max_buffered);
                 if over && self.shared.backpressure == BackpressurePolicy::Close {
@@ -431,8 +452,10 @@ impl EventLoop {
     /// `recipients` is the loop's reusable scratch vector; it is cleared and put back.
     fn deliver_all(&mut self, mut recipients: Vec<usize>, frame: &Bytes, now: Instant) -> usize {
         let work = 1 + recipients.len();
+        // The compressed form per window size, made once, only if a recipient wants it.
+        let mut compressed: [Option<Bytes>; 7] = Default::default();
         for &slot in &recipients {
-            self.deliver(slot, frame, now);
+            self.deliver(slot, frame, &mut compressed, now);
         }
         recipients.clear();
         self.recipients = recipients;
@@ -440,7 +463,7 @@ impl EventLoop {
     }
 
     /// Queues a shared frame for one recipient of a broadcast/publish, applying backpressure.
-    fn deliver(&mut self, slot: usize, frame: &Bytes, now: Instant) {
+    fn deliver(&mut self, slot: usize, frame: &Bytes, compressed: &mut [Option<Bytes>; 7], now: Instant) {
         let Some(conn) = self.entries[slot].conn.as_ref().filter(|c| c.machine.is_open()) else { return };
         let cost = conn.out.cost();
         let full = cost > 0 && cost + frame.len() + super::out_queue::ENTRY_COST > self.shared.max_buffered;
@@ -455,7 +478,25 @@ impl EventLoop {
             return;
         }
         bump(&self.shared.counters.messages_out, 1);
-        let frame = conn.machine.wire_frame(frame.clone());
+        let shared_window = conn.machine.codec().and_then(|c| c.shared_window(&self.deflate_config));
+        let frame = match (shared_window, self.deflate.as_mut(), conn.machine.role) {
+            // No context takeover on a server connection: one compressed frame for all of them.
+            (Some(bits), Some(shared), Role::Server) => {
+                compressed[usize::from(bits - 9)]
+                    .get_or_insert_with(|| {
+                        let payload = frame_payload(frame);
+                        match shared.compressor(bits).compress(payload.1) {
+                            Some(c) => crate::protocol::encoder::message_frame_compressed(payload.0, &c),
+                            None => frame.clone(),
+                        }
+                    })
+                    .clone()
+            }
+            _ => {
+                let conn = self.entries[slot].conn.as_deref_mut().expect("checked above");
+                conn.machine.wire_frame(frame.clone(), &self.deflate_config, self.deflate.as_mut())
+            }
+        };
         self.queue(slot, frame);
     }
 
@@ -555,6 +596,7 @@ impl EventLoop {
                 actions: &mut self.actions,
                 queued: 0,
                 settled: 0,
+                deflate: None,
             };
             let machine = Connection::accepted(id, peer, &self.config, now, &mut out);
             let mut conn = Box::new(Conn {
@@ -737,7 +779,7 @@ impl EventLoop {
             self.shared.table.slot(slot).live.store(0, Ordering::Release);
             return;
         }
-        let mut out = Outputs { events: &mut self.events, event_base: self.pushed_total, actions: &mut self.actions, queued: 0, settled: 0 };
+        let mut out = Outputs { events: &mut self.events, event_base: self.pushed_total, actions: &mut self.actions, queued: 0, settled: 0, deflate: None };
         let machine = Connection::dialing(id, client, now, &mut out);
         self.entries[slot].conn = Some(Box::new(Conn {
             machine,

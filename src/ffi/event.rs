@@ -98,6 +98,9 @@ pub struct wsembed_event {
     pub peer: *const c_char,
     /// OPEN: chosen subprotocol, or NULL.
     pub protocol: *const c_char,
+    /// OPEN: the negotiated extension as sent in the handshake (e.g. "permessage-deflate;
+    /// server_no_context_takeover; client_no_context_takeover"), or NULL for none.
+    pub extensions: *const c_char,
     /// OPEN/HANDSHAKE: request headers in the order received (Cookie, Authorization, Origin...).
     pub headers: *const wsembed_header,
     pub header_count: usize,
@@ -173,6 +176,7 @@ impl Batch {
             path: std::ptr::null(),
             peer: std::ptr::null(),
             protocol: std::ptr::null(),
+            extensions: std::ptr::null(),
             headers: std::ptr::null(),
             header_count: 0,
             protocols: std::ptr::null(),
@@ -184,11 +188,13 @@ impl Batch {
             http_status: 0,
         };
         match &self.events[i] {
-            Event::Open { peer, path, protocol, headers, .. } => {
-                let (peer, path, protocol, headers) = (*peer, path.clone(), protocol.clone(), headers.clone());
+            Event::Open { peer, path, protocol, extensions, headers, .. } => {
+                let (peer, path, protocol, extensions, headers) =
+                    (*peer, path.clone(), protocol.clone(), extensions.clone(), headers.clone());
                 out.kind = wsembed_event_kind::WSEMBED_EVENT_OPEN;
                 self.describe_request(&mut out, peer, &path, &headers);
                 out.protocol = protocol.as_deref().map_or(std::ptr::null(), |p| self.keep(p));
+                out.extensions = extensions.as_deref().map_or(std::ptr::null(), |e| self.keep(e));
             }
             Event::Handshake { peer, path, headers, protocols, .. } => {
                 let (peer, path, headers, protocols) = (*peer, path.clone(), headers.clone(), protocols.clone());
