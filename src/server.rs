@@ -22,6 +22,9 @@ pub struct Server {
     handle: ServerHandle,
     local_addr: SocketAddr,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// Host-driven mode (`loop_thread` = 0): the loop, run by whichever thread polls.
+    inline: Option<Mutex<Box<EventLoop>>>,
+    inline_stopped: std::sync::atomic::AtomicBool,
     /// Connections whose `Close` the previous poll returned: their user data goes at the next.
     closed_last_poll: Mutex<Vec<ConnId>>,
 }
@@ -68,7 +71,19 @@ impl Server {
             )?;
             let _ = shared.bridge.set(Arc::new(bridge));
         }
+        let loop_thread = config.loop_thread;
         let event_loop = EventLoop::new(poll, listener, shared.clone(), rx, config, static_root, tls);
+        if !loop_thread {
+            // Host-driven: the host's poll (or service) runs the loop on its own thread.
+            return Ok(Server {
+                handle: ServerHandle { shared },
+                local_addr,
+                thread: Mutex::new(None),
+                inline: Some(Mutex::new(Box::new(event_loop))),
+                inline_stopped: std::sync::atomic::AtomicBool::new(false),
+                closed_last_poll: Mutex::default(),
+            });
+        }
         let loop_shared = shared.clone();
         let thread = std::thread::Builder::new().name(format!("wsembed:{}", local_addr.port())).spawn(move || {
             // A bug in the loop must not hang the host: every later call fails with
@@ -77,7 +92,14 @@ impl Server {
                 loop_shared.mark_panicked();
             }
         })?;
-        Ok(Server { handle: ServerHandle { shared }, local_addr, thread: Mutex::new(Some(thread)), closed_last_poll: Mutex::default() })
+        Ok(Server {
+            handle: ServerHandle { shared },
+            local_addr,
+            thread: Mutex::new(Some(thread)),
+            inline: None,
+            inline_stopped: std::sync::atomic::AtomicBool::new(false),
+            closed_last_poll: Mutex::default(),
+        })
     }
 
     /// The bound address (with the real port when 0 was asked; port 0 when `listen` is off).
@@ -102,7 +124,10 @@ impl Server {
         shared.user_data.forget(&mut closed);
         shared.before_poll();
         let start = out.len();
-        let polled = shared.events.poll(out, max, timeout);
+        let polled = match &self.inline {
+            None => shared.events.poll(out, max, timeout),
+            Some(inline) => self.poll_inline(inline, out, max, timeout)?,
+        };
         shared.after_poll();
         if shared.has_panicked() {
             return Err(shared.check_running().unwrap_err());
@@ -112,6 +137,54 @@ impl Server {
             closed.extend(out[start..].iter().filter(|e| matches!(e, Event::Close { .. })).map(Event::conn));
         }
         Ok(n)
+    }
+
+    /// Host-driven poll: run loop turns on this thread until events are there or `timeout`
+    /// passes (at least one turn, so `Some(ZERO)` still does the pending I/O).
+    fn poll_inline(&self, inline: &Mutex<Box<EventLoop>>, out: &mut Vec<Event>, max: usize, timeout: Option<Duration>) -> Result<Option<usize>, Error> {
+        let events = &self.handle.shared.events;
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut wait = Some(Duration::ZERO);
+        loop {
+            self.turn_inline(inline, wait)?;
+            match events.poll(out, max, Some(Duration::ZERO)) {
+                Some(0) => {}
+                other => return Ok(other),
+            }
+            wait = match deadline {
+                None => None,
+                Some(d) => match d.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => Some(left),
+                    _ => return Ok(Some(0)),
+                },
+            };
+        }
+    }
+
+    /// One loop turn on the calling thread; a panic in it fails the server as on the thread.
+    fn turn_inline(&self, inline: &Mutex<Box<EventLoop>>, wait: Option<Duration>) -> Result<bool, Error> {
+        let mut event_loop = inline.lock().unwrap_or_else(|e| e.into_inner());
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| event_loop.turn(wait))) {
+            Ok(running) => Ok(running),
+            Err(_) => {
+                self.handle.shared.mark_panicked();
+                Err(self.handle.shared.check_running().unwrap_err())
+            }
+        }
+    }
+
+    /// Does the engine's I/O for up to `timeout` without taking events (host-driven mode;
+    /// with a loop thread it only waits). Returns after the first turn that had work, or at
+    /// the timeout.
+    pub fn service(&self, timeout: Option<Duration>) -> Result<(), Error> {
+        self.handle.shared.check_running().or_else(|e| if matches!(e, Error::Stopped) { Ok(()) } else { Err(e) })?;
+        match &self.inline {
+            Some(inline) => self.turn_inline(inline, timeout).map(|_| ()),
+            None => {
+                std::thread::sleep(timeout.unwrap_or(Duration::ZERO));
+                Ok(())
+            }
+        }
     }
 
     /// The value given to [`ServerHandle::set_user_data`] for `conn`, until the poll after the
@@ -135,16 +208,33 @@ impl Server {
 
     /// A descriptor that is readable while events are waiting (or after the server stopped).
     /// Owned by the server: do not close it.
+    ///
+    /// In host-driven mode (`loop_thread` = 0) it is the loop's epoll descriptor instead,
+    /// readable while the engine has I/O to do: when it is, call `poll` (or `service`), and
+    /// poll until no events are left before waiting on it again.
     pub fn event_fd(&self) -> RawFd {
-        self.handle.shared.events.fd()
+        match &self.inline {
+            Some(inline) => inline.lock().unwrap_or_else(|e| e.into_inner()).poll_fd(),
+            None => self.handle.shared.events.fd(),
+        }
     }
 
     /// Sends 1001 to every client, flushes what was queued before, waits at most `timeout`
     /// for the clients, and joins the loop thread. A second call returns `Err(Stopped)`.
     pub fn stop(&self, timeout: Duration) -> Result<(), Error> {
-        let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take().ok_or(Error::Stopped)?;
-        self.handle.shared.request_stop(Instant::now() + timeout);
-        let _ = thread.join();
+        let deadline = Instant::now() + timeout;
+        if let Some(inline) = &self.inline {
+            if self.inline_stopped.swap(true, Ordering::AcqRel) {
+                return Err(Error::Stopped);
+            }
+            self.handle.shared.request_stop(deadline);
+            // Run the loop here until it has closed everything (it gives up at the deadline).
+            while self.turn_inline(inline, Some(deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1))))? {}
+        } else {
+            let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take().ok_or(Error::Stopped)?;
+            self.handle.shared.request_stop(deadline);
+            let _ = thread.join();
+        }
         if let Some(bridge) = self.handle.shared.bridge.get() {
             bridge.shutdown();
         }
@@ -155,7 +245,10 @@ impl Server {
     }
 
     pub fn is_stopped(&self) -> bool {
-        self.thread.lock().unwrap_or_else(|e| e.into_inner()).is_none()
+        match &self.inline {
+            Some(_) => self.inline_stopped.load(Ordering::Acquire),
+            None => self.thread.lock().unwrap_or_else(|e| e.into_inner()).is_none(),
+        }
     }
 }
 

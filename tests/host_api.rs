@@ -96,3 +96,43 @@ fn a_loop_panic_releases_a_blocked_poll_and_fails_every_later_call() {
     assert!(matches!(server.handle().broadcast(wsembed::MessageKind::Text, b"x", None), Err(Error::Panic(_))));
     assert!(matches!(server.stop(Duration::from_millis(100)), Err(Error::Panic(_))));
 }
+
+#[test]
+fn host_driven_mode_runs_the_loop_in_poll() {
+    let server = std::sync::Arc::new(start(|c| c.loop_thread = false));
+    let mut client = connect_async_safe(&server);
+    let conn = wait_open(&server);
+    // A send from another thread wakes a poll that is blocked waiting.
+    let sender = {
+        let handle = server.handle();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            handle.send_text(conn, "from another thread").unwrap();
+        })
+    };
+    let poller = {
+        let server = server.clone();
+        std::thread::spawn(move || server.poll(Some(Duration::from_millis(500))).map(|e| e.len()))
+    };
+    assert_eq!(client.read().unwrap().into_text().unwrap().as_str(), "from another thread");
+    sender.join().unwrap();
+    let _ = poller.join().unwrap();
+    client.send(tungstenite::Message::text("echo me")).unwrap();
+    let (from, data, _) = wait_message(&server);
+    assert_eq!((from, data.as_slice()), (conn, &b"echo me"[..]));
+    server.stop(Duration::from_secs(1)).unwrap();
+    assert!(server.is_stopped());
+    assert!(matches!(server.stop(Duration::ZERO), Err(Error::Stopped)));
+}
+
+/// Connects while another thread runs a host-driven server's loop (the handshake needs it).
+fn connect_async_safe(server: &std::sync::Arc<wsembed::Server>) -> Client {
+    let url = url(server, "/");
+    let client = std::thread::spawn(move || tungstenite::connect(url).expect("client connects").0);
+    let deadline = Instant::now() + DEADLINE;
+    while !client.is_finished() {
+        assert!(Instant::now() < deadline);
+        server.service(Some(Duration::from_millis(10))).unwrap();
+    }
+    client.join().unwrap()
+}

@@ -1,7 +1,11 @@
 /*
  * game_server: a fixed 60 Hz game loop on wsembed.
  *
- *   game_server [--port N] [--rooms R] [--ticks T]
+ *   game_server [--port N] [--rooms R] [--ticks T] [--inline]
+ *
+ * --inline: host-driven mode (option loop_thread = 0): no engine thread; the tick's zero-timeout
+ * poll does the engine's I/O on this thread, and the wait until the next tick is spent in
+ * wsembed_server_service, so sockets are served between ticks too.
  *
  * Clients connect to ws://HOST:PORT/?room=K (K in 0..R-1, default 0) and send binary input
  * messages of 8 bytes: two little-endian float32 velocity components. Every tick the server
@@ -136,12 +140,14 @@ static void report(uint32_t *durations, size_t n, size_t players) {
 
 int main(int argc, char **argv) {
     long port = 0, rooms = 10, max_ticks = -1;
+    int host_driven = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) port = strtol(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "--rooms") == 0 && i + 1 < argc) rooms = strtol(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "--ticks") == 0 && i + 1 < argc) max_ticks = strtol(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "--inline") == 0) host_driven = 1;
         else {
-            fprintf(stderr, "usage: %s [--port N] [--rooms R] [--ticks T]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--port N] [--rooms R] [--ticks T] [--inline]\n", argv[0]);
             return 2;
         }
     }
@@ -155,6 +161,7 @@ int main(int argc, char **argv) {
     wsembed_result rc = wsembed_config_new(&cfg);
     if (rc == WSEMBED_OK) rc = wsembed_config_set_int(cfg, "port", port);
     if (rc == WSEMBED_OK) rc = wsembed_config_set_int(cfg, "max_message_size", 1024);
+    if (rc == WSEMBED_OK && host_driven) rc = wsembed_config_set(cfg, "loop_thread", "0");
     if (rc == WSEMBED_OK) rc = wsembed_server_start(cfg, &server);
     wsembed_config_free(cfg);
     if (rc != WSEMBED_OK) {
@@ -255,11 +262,16 @@ int main(int argc, char **argv) {
         /* 4. sleep to the next tick boundary (skip ahead if we fell behind) */
         next_tick += TICK_NS;
         uint64_t now = now_ns(CLOCK_MONOTONIC);
+        if (next_tick <= now) next_tick = now;
+        /* Host-driven: serve the sockets until the tick is due (writes of this tick's
+         * snapshots happen here); with the engine's own thread, just sleep. */
+        while (host_driven && (now = now_ns(CLOCK_MONOTONIC)) + 200000 < next_tick) {
+            if (wsembed_server_service(server, (int)((next_tick - now) / 1000000)) != WSEMBED_OK) goto done;
+        }
+        now = now_ns(CLOCK_MONOTONIC);
         if (next_tick > now) {
             struct timespec ts = {(time_t)((next_tick - now) / 1000000000ull), (long)((next_tick - now) % 1000000000ull)};
             nanosleep(&ts, NULL);
-        } else {
-            next_tick = now;
         }
     }
 done:

@@ -114,6 +114,8 @@ pub struct ServerConfig {
     pub compression_mem_level: u8,
     /// Messages shorter than this go uncompressed (default 128 bytes).
     pub compression_threshold: usize,
+    /// Run the loop on a background thread (default true); false: host-driven mode.
+    pub loop_thread: bool,
     /// Listen on `host:port` (default true); false: a client-only engine.
     pub listen: bool,
     /// Report `Event::Ping`/`Event::Pong` (default false).
@@ -156,6 +158,7 @@ impl Default for ServerConfig {
             max_pending_event_bytes: 64 << 20,
             ping_events: false,
             listen: true,
+            loop_thread: true,
             compression: CompressionMode::Off,
             compression_window_bits: 15,
             compression_mem_level: 8,

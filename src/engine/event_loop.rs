@@ -112,6 +112,10 @@ pub struct EventLoop {
     pushed_total: u64,
     /// Slots that may be in `Failing`.
     failing: Vec<usize>,
+    /// Readiness scratch for `turn`.
+    ready: Events,
+    /// The loop has stopped for good.
+    finished: bool,
 }
 
 impl EventLoop {
@@ -152,68 +156,100 @@ impl EventLoop {
             commands_left: false,
             pushed_total: 0,
             failing: Vec::new(),
+            ready: Events::with_capacity(1024),
+            finished: false,
         }
     }
 
+    /// Runs the loop on this thread until the server has stopped.
     pub fn run(mut self) {
-        let mut ready = Events::with_capacity(1024);
-        loop {
-            let now = Instant::now();
-            let timeout = if self.read_again.is_empty() && !self.commands_left && self.dirty.is_empty() {
-                self.next_sweep.into_iter().chain(self.stopping).min().map(|t| t.saturating_duration_since(now))
-            } else {
-                Some(Duration::ZERO)
-            };
-            if let Err(e) = self.poll.poll(&mut ready, timeout) {
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                break;
+        while self.turn(None) {}
+    }
+
+    /// One turn: waits for I/O (at most `max_wait`, `None`: until something happens or a
+    /// deadline is due), reads, runs host commands, sweeps deadlines, writes, and hands the
+    /// turn's events to the host. Returns false once the loop has finished (the event queue
+    /// is closed then). The background thread calls it forever; in host-driven mode
+    /// (`loop_thread` = 0) the host's poll does.
+    pub fn turn(&mut self, max_wait: Option<Duration>) -> bool {
+        if self.finished {
+            return false;
+        }
+        let now = Instant::now();
+        let mut timeout = if self.read_again.is_empty() && !self.commands_left && self.dirty.is_empty() {
+            self.next_sweep.into_iter().chain(self.stopping).min().map(|t| t.saturating_duration_since(now))
+        } else {
+            Some(Duration::ZERO)
+        };
+        if let Some(max) = max_wait {
+            timeout = Some(timeout.map_or(max, |t| t.min(max)));
+        }
+        let mut ready = std::mem::replace(&mut self.ready, Events::with_capacity(0));
+        if let Err(e) = self.poll.poll(&mut ready, timeout) {
+            self.ready = ready;
+            if e.kind() == io::ErrorKind::Interrupted {
+                return true;
             }
-            let now = Instant::now();
-            let mut woken = std::mem::take(&mut self.commands_left);
-            for event in ready.iter() {
-                match event.token() {
-                    WAKER => woken = true,
-                    LISTENER => self.accept(now),
-                    Token(token) => {
-                        let slot = token - FIRST_CONN;
-                        if event.is_readable() || event.is_read_closed() || event.is_error() {
-                            // With FIN/RST already signalled there is no later edge to wait
-                            // for: read to the end now.
-                            let drain = event.is_read_closed() || event.is_error();
-                            self.on_readable(slot, drain, now);
-                        }
-                        if event.is_writable() {
-                            self.mark_dirty(slot);
-                        }
+            self.finish();
+            return false;
+        }
+        let now = Instant::now();
+        let mut woken = std::mem::take(&mut self.commands_left);
+        for event in ready.iter() {
+            match event.token() {
+                WAKER => woken = true,
+                LISTENER => self.accept(now),
+                Token(token) => {
+                    let slot = token - FIRST_CONN;
+                    if event.is_readable() || event.is_read_closed() || event.is_error() {
+                        // With FIN/RST already signalled there is no later edge to wait
+                        // for: read to the end now.
+                        let drain = event.is_read_closed() || event.is_error();
+                        self.on_readable(slot, drain, now);
+                    }
+                    if event.is_writable() {
+                        self.mark_dirty(slot);
                     }
                 }
             }
-            if woken {
-                self.drain_commands(now);
-            }
-            for slot in std::mem::take(&mut self.read_again) {
-                self.on_readable(slot, true, now);
-            }
-            if self.next_sweep.is_some_and(|t| now >= t) {
-                self.settle_failures(now, false);
-                self.sweep(now);
-                if self.accept_retry {
-                    self.accept(now);
-                }
-            }
-            self.flush_dirty();
-            if let Some(deadline) = self.stopping {
-                if self.admission.live() == 0 || now >= deadline {
-                    self.abort_all(now);
-                    self.publish_events();
-                    break;
-                }
-            }
-            self.publish_events();
         }
+        self.ready = ready;
+        if woken {
+            self.drain_commands(now);
+        }
+        for slot in std::mem::take(&mut self.read_again) {
+            self.on_readable(slot, true, now);
+        }
+        if self.next_sweep.is_some_and(|t| now >= t) {
+            self.settle_failures(now, false);
+            self.sweep(now);
+            if self.accept_retry {
+                self.accept(now);
+            }
+        }
+        self.flush_dirty();
+        if let Some(deadline) = self.stopping {
+            if self.admission.live() == 0 || now >= deadline {
+                self.abort_all(now);
+                self.publish_events();
+                self.finish();
+                return false;
+            }
+        }
+        self.publish_events();
+        true
+    }
+
+    fn finish(&mut self) {
+        self.finished = true;
         self.shared.events.close();
+    }
+
+    /// The descriptor of this loop's `epoll` instance: readable while the loop has I/O to do
+    /// (host-driven mode hands it out as the server's event fd).
+    pub fn poll_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        self.poll.as_raw_fd()
     }
 
     /// Hands this turn's events to the host in one batch.

@@ -119,9 +119,24 @@ pub extern "C" fn wsembed_server_poll(
     }
 }
 
+/// Host-driven mode (option `loop_thread` = 0): does the engine's I/O on the calling thread
+/// for up to `timeout_ms` (0: what is ready now; negative: until something happens) without
+/// taking events; events wait for the next `wsembed_server_poll`, which runs the engine too.
+/// With a loop thread it only waits. Calls from several threads take turns.
+#[no_mangle]
+pub extern "C" fn wsembed_server_service(server: *const wsembed_server, timeout_ms: i32) -> wsembed_result {
+    ffi_boundary! {
+        let server = arg_ref!(server);
+        let timeout = (timeout_ms >= 0).then(|| Duration::from_millis(timeout_ms as u64));
+        server.server.service(timeout)
+    }
+}
+
 /// Writes to `*fd` a descriptor (the read end of a pipe) that is readable whenever events are
 /// waiting (and after the server stopped), for select/poll/epoll/asyncio/libuv loops. The
-/// server owns it: never close it; it stays valid until `wsembed_server_free`. A host may read
+/// server owns it: never close it; it stays valid until `wsembed_server_free`. In host-driven
+/// mode (`loop_thread` = 0) it is the engine's epoll descriptor, readable while there is I/O
+/// to do: then call `wsembed_server_poll` (until it returns no events) or `_service`. A host may read
 /// (drain) it, as a libuv stream does, provided it then calls `wsembed_server_poll` until no
 /// events are left; otherwise leave reading it to the server.
 #[no_mangle]
