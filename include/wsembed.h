@@ -42,6 +42,11 @@
  * port: integer, default "0"
  *   TCP port; 0 picks any free port (read it back after start).
  *
+ * loop_thread: bool, default "true"
+ *   Run the engine on a background thread; false is host-driven mode: poll (or service) runs it
+ *   on the calling thread, as lws_service and mg_mgr_poll do, for game loops and the lowest
+ *   latency.
+ *
  * listen: bool, default "true"
  *   Listen on host:port; false makes a client-only engine (connections dialed with
  *   wsembed_server_connect).
@@ -547,12 +552,21 @@ wsembed_result wsembed_server_poll(const struct wsembed_server *server,
                                    int32_t timeout_ms,
                                    size_t *count);
 
+// Host-driven mode (option `loop_thread` = 0): does the engine's I/O on the calling thread
+// for up to `timeout_ms` (0: what is ready now; negative: until something happens) without
+// taking events; events wait for the next `wsembed_server_poll`, which runs the engine too.
+// With a loop thread it only waits. Calls from several threads take turns.
+wsembed_result wsembed_server_service(const struct wsembed_server *server, int32_t timeout_ms);
+
 // Writes to `*fd` a descriptor (the read end of a pipe) that is readable whenever events are
 // waiting (and after the server stopped), for select/poll/epoll/asyncio/libuv loops. The
-// server owns it: never close it; it stays valid until `wsembed_server_free`. A host may read
+// server owns it: never close it; it stays valid until `wsembed_server_free`. In host-driven
+// mode (`loop_thread` = 0) it is the engine's epoll descriptor, readable while there is I/O
+// to do: then call `wsembed_server_poll` (until it returns no events) or `_service`. A host may read
 // (drain) it, as a libuv stream does, provided it then calls `wsembed_server_poll` until no
 // events are left; otherwise leave reading it to the server.
-wsembed_result wsembed_server_event_fd(const struct wsembed_server *server, int *fd);
+wsembed_result wsembed_server_event_fd(const struct wsembed_server *server,
+                                       int *fd);
 
 // Sends one message to `conn`. `kind` is WSEMBED_TEXT (`data` must be UTF-8) or
 // WSEMBED_BINARY. `data` is copied before returning; it may be NULL when `len` is 0.
