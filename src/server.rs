@@ -2,7 +2,7 @@
 //! cheap, cloneable, thread-safe way to send, broadcast, publish and close from anywhere.
 
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::RawFd;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -21,7 +21,8 @@ use crate::protocol::encoder::{message_frame, MessageKind, MAX_CLOSE_REASON};
 pub struct Server {
     handle: ServerHandle,
     local_addr: SocketAddr,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    /// The loop threads (one per `threads`), until stopped.
+    thread: Mutex<Option<Vec<JoinHandle<()>>>>,
     /// Host-driven mode (`loop_thread` = 0): the loop, run by whichever thread polls.
     inline: Option<Mutex<Box<EventLoop>>>,
     inline_stopped: std::sync::atomic::AtomicBool,
@@ -47,23 +48,37 @@ impl Server {
             None => None,
         };
         let tls = config.tls.as_ref().map(crate::engine::transport::server_config).transpose()?;
-        let poll = mio::Poll::new()?;
-        // A client-only engine (`listen` = false) binds nothing.
-        let (listener, local_addr) = if config.listen {
-            let std_listener = std::net::TcpListener::bind(addr)?;
-            // SAFETY: re-listening on our own bound socket only raises its backlog.
-            unsafe { libc::listen(std_listener.as_raw_fd(), BACKLOG) };
-            std_listener.set_nonblocking(true)?;
-            let local_addr = std_listener.local_addr()?;
-            let mut listener = TcpListener::from_std(std_listener);
-            poll.registry().register(&mut listener, crate::engine::event_loop::LISTENER, mio::Interest::READABLE)?;
-            (Some(listener), local_addr)
-        } else {
-            (None, SocketAddr::new(addr.ip(), 0))
-        };
-        let waker = mio::Waker::new(poll.registry(), WAKER)?;
-        let (tx, rx) = crossbeam_channel::unbounded();
-        let shared = Arc::new(Shared::new(&config, tx, waker)?);
+        let threads = config.threads.max(1);
+        if threads > 1 && !config.loop_thread {
+            return Err(Error::InvalidArgument("host-driven mode (loop_thread = 0) runs one loop: threads must be 1".to_owned()));
+        }
+        // One poll, listener, channel and waker per loop. Several loops share the port with
+        // SO_REUSEPORT: the kernel spreads new connections over them.
+        let mut polls = Vec::with_capacity(threads);
+        let mut listeners = Vec::with_capacity(threads);
+        let mut ports = Vec::with_capacity(threads);
+        let mut receivers = Vec::with_capacity(threads);
+        let mut local_addr = SocketAddr::new(addr.ip(), 0);
+        for index in 0..threads {
+            let poll = mio::Poll::new()?;
+            // A client-only engine (`listen` = false) binds nothing.
+            let listener = if config.listen {
+                let std_listener = bind_listener(SocketAddr::new(addr.ip(), local_addr.port().max(addr.port())), threads > 1)?;
+                local_addr = std_listener.local_addr()?;
+                let mut listener = TcpListener::from_std(std_listener);
+                poll.registry().register(&mut listener, crate::engine::event_loop::LISTENER, mio::Interest::READABLE)?;
+                Some(listener)
+            } else {
+                None
+            };
+            let waker = mio::Waker::new(poll.registry(), WAKER)?;
+            let (tx, rx) = crossbeam_channel::unbounded();
+            ports.push(crate::engine::LoopPort::new(index, tx, waker));
+            polls.push(poll);
+            listeners.push(listener);
+            receivers.push(rx);
+        }
+        let shared = Arc::new(Shared::new(&config, ports)?);
         if !config.redis_url.is_empty() {
             let bridge = crate::bridge::Bridge::start(
                 crate::bridge::BridgeConfig { url: config.redis_url.clone(), prefix: config.redis_prefix.clone(), ..Default::default() },
@@ -71,10 +86,18 @@ impl Server {
             )?;
             let _ = shared.bridge.set(Arc::new(bridge));
         }
-        let loop_thread = config.loop_thread;
-        let event_loop = EventLoop::new(poll, listener, shared.clone(), rx, config, static_root, tls);
-        if !loop_thread {
+        let loops: Vec<EventLoop> = polls
+            .into_iter()
+            .zip(listeners)
+            .zip(receivers)
+            .enumerate()
+            .map(|(index, ((poll, listener), rx))| {
+                EventLoop::new(index, poll, listener, shared.clone(), rx, config.clone(), static_root.clone(), tls.clone())
+            })
+            .collect();
+        if !config.loop_thread {
             // Host-driven: the host's poll (or service) runs the loop on its own thread.
+            let event_loop = loops.into_iter().next().expect("one loop");
             return Ok(Server {
                 handle: ServerHandle { shared },
                 local_addr,
@@ -84,18 +107,22 @@ impl Server {
                 closed_last_poll: Mutex::default(),
             });
         }
-        let loop_shared = shared.clone();
-        let thread = std::thread::Builder::new().name(format!("wsembed:{}", local_addr.port())).spawn(move || {
-            // A bug in the loop must not hang the host: every later call fails with
-            // `Error::Panic`, and a blocked poll returns.
-            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| event_loop.run())).is_err() {
-                loop_shared.mark_panicked();
-            }
-        })?;
+        let mut handles = Vec::with_capacity(threads);
+        for (index, event_loop) in loops.into_iter().enumerate() {
+            let loop_shared = shared.clone();
+            let handle = std::thread::Builder::new().name(format!("wsembed:{}/{index}", local_addr.port())).spawn(move || {
+                // A bug in the loop must not hang the host: every later call fails with
+                // `Error::Panic`, and a blocked poll returns.
+                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| event_loop.run())).is_err() {
+                    loop_shared.mark_panicked();
+                }
+            })?;
+            handles.push(handle);
+        }
         Ok(Server {
             handle: ServerHandle { shared },
             local_addr,
-            thread: Mutex::new(Some(thread)),
+            thread: Mutex::new(Some(handles)),
             inline: None,
             inline_stopped: std::sync::atomic::AtomicBool::new(false),
             closed_last_poll: Mutex::default(),
@@ -231,9 +258,11 @@ impl Server {
             // Run the loop here until it has closed everything (it gives up at the deadline).
             while self.turn_inline(inline, Some(deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1))))? {}
         } else {
-            let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take().ok_or(Error::Stopped)?;
+            let threads = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take().ok_or(Error::Stopped)?;
             self.handle.shared.request_stop(deadline);
-            let _ = thread.join();
+            for thread in threads {
+                let _ = thread.join();
+            }
         }
         if let Some(bridge) = self.handle.shared.bridge.get() {
             bridge.shutdown();
@@ -287,8 +316,8 @@ impl ServerHandle {
         let slot = match self.open_slot(conn) {
             Ok(slot) => slot,
             // A client connection still connecting: held for it when the host asked for that.
-            Err(Error::NoSuchConnection) if self.shared.table.live(conn).is_some() => {
-                let slot = self.shared.table.live(conn).expect("just checked");
+            Err(Error::NoSuchConnection) if self.shared.live(conn).is_some() => {
+                let slot = self.shared.live(conn).expect("just checked");
                 if !slot.holds_sends.load(Ordering::Acquire) {
                     return Err(Error::NotOpen);
                 }
@@ -322,8 +351,8 @@ impl ServerHandle {
     /// follows (as Node's `socket.terminate()`). Works in any phase, closing included.
     pub fn terminate(&self, conn: ConnId) -> Result<(), Error> {
         self.shared.check_running()?;
-        self.shared.table.live(conn).ok_or(Error::NoSuchConnection)?;
-        let _ = self.shared.table.open(conn).map(|s| s.id.compare_exchange(conn, 0, Ordering::AcqRel, Ordering::Acquire));
+        self.shared.live(conn).ok_or(Error::NoSuchConnection)?;
+        let _ = self.shared.open(conn).map(|s| s.id.compare_exchange(conn, 0, Ordering::AcqRel, Ordering::Acquire));
         self.shared.submit(Command::Terminate { conn })
     }
 
@@ -365,19 +394,19 @@ impl ServerHandle {
         client.handshake_timeout = options.handshake_timeout;
         client.backoff = options.reconnect.clone().map(crate::client::Backoff::new);
         client.hold_limit = options.queue_while_connecting;
-        let conn = self
-            .shared
+        let port = self.shared.next_client_loop();
+        let conn = port
             .slots
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .allocate()
             .ok_or_else(|| Error::InvalidArgument("every connection slot is in use".to_owned()))?;
-        let slot = self.shared.table.slot(crate::engine::slots::slot_of(conn));
+        let slot = port.table.slot(crate::engine::slots::slot_of(conn));
         slot.live.store(conn, Ordering::Release);
         slot.holds_sends.store(options.queue_while_connecting > 0, Ordering::Release);
         self.shared.submit(Command::Connect { conn, client: Box::new(client) }).inspect_err(|_| {
             slot.live.store(0, Ordering::Release);
-            self.shared.slots.lock().unwrap_or_else(|e| e.into_inner()).release(crate::engine::slots::slot_of(conn));
+            port.slots.lock().unwrap_or_else(|e| e.into_inner()).release(crate::engine::slots::slot_of(conn));
         })?;
         Ok(conn)
     }
@@ -387,7 +416,7 @@ impl ServerHandle {
     /// must be open or awaiting approval.
     pub fn set_user_data(&self, conn: ConnId, value: usize) -> Result<(), Error> {
         self.shared.check_running()?;
-        if self.shared.table.open(conn).is_none() && self.shared.table.pending(conn).is_none() {
+        if self.shared.open(conn).is_none() && self.shared.pending(conn).is_none() {
             return Err(Error::NoSuchConnection);
         }
         self.shared.user_data.set(conn, value);
@@ -489,22 +518,76 @@ impl ServerHandle {
     /// The slot of an open connection; `Stopped` takes precedence over a closed id.
     fn open_slot(&self, conn: ConnId) -> Result<&crate::engine::slots::SlotShared, Error> {
         self.shared.check_running()?;
-        self.shared.table.open(conn).ok_or(Error::NoSuchConnection)
+        self.shared.open(conn).ok_or(Error::NoSuchConnection)
     }
 
     /// `NotOpen` instead of `NoSuchConnection` for a client connection that is still dialing
     /// (or waiting to dial again).
     fn not_open_if_dialing(&self, conn: ConnId, e: Error) -> Error {
         match e {
-            Error::NoSuchConnection if self.shared.table.live(conn).is_some() => Error::NotOpen,
+            Error::NoSuchConnection if self.shared.live(conn).is_some() => Error::NotOpen,
             e => e,
         }
     }
 
     fn pending_slot(&self, conn: ConnId) -> Result<&crate::engine::slots::SlotShared, Error> {
         self.shared.check_running()?;
-        self.shared.table.pending(conn).ok_or(Error::NoSuchConnection)
+        self.shared.pending(conn).ok_or(Error::NoSuchConnection)
     }
+}
+
+/// A listening socket with the backlog raised; with `reuse_port`, one of several sockets
+/// bound to the same port (SO_REUSEPORT), among which the kernel balances new connections.
+fn bind_listener(addr: SocketAddr, reuse_port: bool) -> std::io::Result<std::net::TcpListener> {
+    use std::os::fd::FromRawFd;
+    let family = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
+    // SAFETY: plain socket calls on a descriptor we own from here on; every result checked.
+    unsafe {
+        let fd = libc::socket(family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK, 0);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let listener = std::net::TcpListener::from_raw_fd(fd);
+        let one: libc::c_int = 1;
+        let set = |option| libc::setsockopt(fd, libc::SOL_SOCKET, option, (&one as *const libc::c_int).cast(), std::mem::size_of::<libc::c_int>() as libc::socklen_t);
+        set(libc::SO_REUSEADDR);
+        if reuse_port && set(libc::SO_REUSEPORT) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let (storage, len) = socket_addr(addr);
+        if libc::bind(fd, (&storage as *const libc::sockaddr_storage).cast(), len) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if libc::listen(fd, BACKLOG) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(listener)
+    }
+}
+
+fn socket_addr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: an all-zero sockaddr_storage is valid; we fill the family's fields.
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match addr {
+        SocketAddr::V4(a) => {
+            // SAFETY: sockaddr_storage is large and aligned enough for sockaddr_in.
+            let sin = unsafe { &mut *(&mut storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            sin.sin_family = libc::AF_INET as libc::sa_family_t;
+            sin.sin_port = a.port().to_be();
+            sin.sin_addr = libc::in_addr { s_addr: u32::from_ne_bytes(a.ip().octets()) };
+            std::mem::size_of::<libc::sockaddr_in>()
+        }
+        SocketAddr::V6(a) => {
+            // SAFETY: as above, for sockaddr_in6.
+            let sin6 = unsafe { &mut *(&mut storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            sin6.sin6_port = a.port().to_be();
+            sin6.sin6_addr = libc::in6_addr { s6_addr: a.ip().octets() };
+            sin6.sin6_scope_id = a.scope_id();
+            std::mem::size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (storage, len as libc::socklen_t)
 }
 
 /// How the Redis bridge hands remote messages and its state to the loop: as commands, so the

@@ -114,6 +114,8 @@ pub struct ServerConfig {
     pub compression_mem_level: u8,
     /// Messages shorter than this go uncompressed (default 128 bytes).
     pub compression_threshold: usize,
+    /// Event loops, one thread each, on one port (default 1).
+    pub threads: usize,
     /// Run the loop on a background thread (default true); false: host-driven mode.
     pub loop_thread: bool,
     /// Listen on `host:port` (default true); false: a client-only engine.
@@ -159,6 +161,7 @@ impl Default for ServerConfig {
             ping_events: false,
             listen: true,
             loop_thread: true,
+            threads: 1,
             compression: CompressionMode::Off,
             compression_window_bits: 15,
             compression_mem_level: 8,

@@ -15,6 +15,9 @@ options_table! {
     "port", "integer", "0",
         "TCP port; 0 picks any free port (read it back after start).",
         |c, v| { c.port = u16::try_from(number(v)?).map_err(|_| bad("a port 0-65535"))?; Ok(()) };
+    "threads", "count", "1",
+        "Event loops, each on its own thread, serving one port (SO_REUSEPORT); connection ids name their loop, broadcasts reach every loop.",
+        |c, v| { c.threads = match number(v)? { n @ 1..=255 => n as usize, _ => return Err(bad("1-255")) }; Ok(()) };
     "loop_thread", "bool", "true",
         "Run the engine on a background thread; false is host-driven mode: poll (or service) runs it on the calling thread, as lws_service and mg_mgr_poll do, for game loops and the lowest latency.",
         |c, v| { c.loop_thread = boolean(v)?; Ok(()) };

@@ -36,10 +36,6 @@ impl Admission {
         }
     }
 
-    pub fn live(&self) -> usize {
-        self.live
-    }
-
     /// Admits a connection from `ip` (counted until `release`), or says how to refuse it.
     pub fn admit(&mut self, ip: IpAddr, now: Instant) -> Result<(), HttpResponse> {
         if self.live >= self.max_connections {

@@ -15,7 +15,6 @@ use crossbeam_channel::Receiver;
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 
-use super::admission::Admission;
 use super::connection::{Action, CloseCause, Connection, Outputs, Role};
 use super::out_queue::OutQueue;
 use super::slots::slot_of;
@@ -84,7 +83,10 @@ pub struct EventLoop {
     config: ServerConfig,
     static_root: Option<PathBuf>,
     tls: Option<Arc<rustls::ServerConfig>>,
-    admission: Admission,
+    /// This loop's index among the server's loops (named in its connection ids).
+    index: usize,
+    /// Connections on this loop (a stop ends when none is left).
+    live: usize,
     topics: Topics,
     entries: Vec<Entry>,
     /// permessage-deflate settings, and the loop's shared contexts (compression on).
@@ -119,7 +121,9 @@ pub struct EventLoop {
 }
 
 impl EventLoop {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
+        index: usize,
         poll: Poll,
         listener: Option<TcpListener>,
         shared: Arc<Shared>,
@@ -134,7 +138,8 @@ impl EventLoop {
             listener,
             shared,
             commands,
-            admission: Admission::new(&config),
+            index,
+            live: 0,
             config,
             static_root,
             tls,
@@ -229,7 +234,7 @@ impl EventLoop {
         }
         self.flush_dirty();
         if let Some(deadline) = self.stopping {
-            if self.admission.live() == 0 || now >= deadline {
+            if self.live == 0 || now >= deadline {
                 self.abort_all(now);
                 self.publish_events();
                 self.finish();
@@ -242,7 +247,7 @@ impl EventLoop {
 
     fn finish(&mut self) {
         self.finished = true;
-        self.shared.events.close();
+        self.shared.loop_finished();
     }
 
     /// The descriptor of this loop's `epoll` instance: readable while the loop has I/O to do
@@ -250,6 +255,10 @@ impl EventLoop {
     pub fn poll_fd(&self) -> std::os::fd::RawFd {
         use std::os::fd::AsRawFd;
         self.poll.as_raw_fd()
+    }
+
+    fn admission(&self) -> std::sync::MutexGuard<'_, super::admission::Admission> {
+        self.shared.admission.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Hands this turn's events to the host in one batch.
@@ -268,7 +277,7 @@ impl EventLoop {
             event_base: self.pushed_total,
             actions: &mut self.actions,
             queued: conn.out.cost(),
-            settled: self.shared.events.settled(),
+            settled: self.shared.events.settled(self.index),
             deflate: self.deflate.as_mut(),
         };
         let result = input(&mut conn.machine, &self.config, &mut out);
@@ -281,7 +290,7 @@ impl EventLoop {
         for action in actions.drain(..) {
             let Some(conn) = self.entries[slot].conn.as_deref_mut() else { break };
             let id = conn.machine.id;
-            let table = self.shared.table.slot(slot);
+            let table = self.shared.loops[self.index].table.slot(slot);
             let counters = &self.shared.counters;
             match action {
                 Action::Queue(bytes) => self.queue(slot, bytes),
@@ -292,9 +301,9 @@ impl EventLoop {
                 }
                 Action::LeftOpen => {
                     let _ = table.id.compare_exchange(id, 0, Ordering::AcqRel, Ordering::Acquire);
-                    let bridge = self.shared.bridge.get();
+                    let shared = &self.shared;
                     self.topics.leave_all(id, |topic| {
-                        if let Some(b) = bridge {
+                        if let Some(b) = shared.bridge.get().filter(|_| shared.topic_emptied(topic)) {
                             b.unsubscribe(topic)
                         }
                     });
@@ -313,7 +322,7 @@ impl EventLoop {
                 }
                 Action::Failing => {
                     self.failing.push(slot);
-                    self.shared.failing.store(self.failing.len(), Ordering::Release);
+                    self.shared.loops[self.index].failing.store(self.failing.len(), Ordering::Release);
                 }
                 Action::Closed { cause, clean } => {
                     let counter = match (cause, clean) {
@@ -348,8 +357,8 @@ impl EventLoop {
     // ---- host commands -------------------------------------------------------------------
 
     fn drain_commands(&mut self, now: Instant) {
-        self.shared.wake_pending.store(false, Ordering::Release);
-        if !self.paused.is_empty() && !self.shared.reads_paused.load(Ordering::Acquire) {
+        self.shared.loops[self.index].wake_pending.store(false, Ordering::Release);
+        if !self.paused.is_empty() && !self.shared.loops[self.index].reads_paused.load(Ordering::Acquire) {
             // The host caught up (Shared::after_poll): read what was left waiting.
             self.read_again.append(&mut self.paused);
         }
@@ -408,8 +417,8 @@ impl EventLoop {
             }
             Command::Subscribe { conn, topic } => {
                 if self.open_conn(conn).is_some() && self.topics.subscribe(conn, topic.clone()) == Change::Created {
-                    // The first local subscriber: follow the topic on Redis too.
-                    if let Some(bridge) = self.shared.bridge.get() {
+                    // The server's first subscriber: follow the topic on Redis too.
+                    if let Some(bridge) = self.shared.bridge.get().filter(|_| self.shared.topic_created(&topic)) {
                         bridge.subscribe(&topic);
                     }
                 }
@@ -417,7 +426,7 @@ impl EventLoop {
             }
             Command::Unsubscribe { conn, topic } => {
                 if self.open_conn(conn).is_some() && self.topics.unsubscribe(conn, &topic) == Change::Emptied {
-                    if let Some(bridge) = self.shared.bridge.get() {
+                    if let Some(bridge) = self.shared.bridge.get().filter(|_| self.shared.topic_emptied(&topic)) {
                         bridge.unsubscribe(&topic);
                     }
                 }
@@ -551,7 +560,7 @@ impl EventLoop {
         let cost = conn.out.cost();
         let before = std::mem::replace(&mut conn.published_cost, cost);
         if cost != before {
-            self.shared.table.slot(slot).queued.store(cost, Ordering::Release);
+            self.shared.loops[self.index].table.slot(slot).queued.store(cost, Ordering::Release);
             self.shared.adjust_total(before, cost);
         }
     }
@@ -580,13 +589,13 @@ impl EventLoop {
         if self.failing.is_empty() {
             return;
         }
-        let settled = self.shared.events.settled();
+        let settled = self.shared.events.settled(self.index);
         let mut failing = std::mem::take(&mut self.failing);
         failing.retain(|&slot| self.drive(slot, now, |c, config, out| c.settle(settled, force, config, now, out)).unwrap_or(false));
         // Settling may have added none: nothing else pushes to `failing` meanwhile.
         failing.append(&mut self.failing);
         self.failing = failing;
-        self.shared.failing.store(self.failing.len(), Ordering::Release);
+        self.shared.loops[self.index].failing.store(self.failing.len(), Ordering::Release);
     }
 
     // ---- sockets ---------------------------------------------------------------------------
@@ -607,7 +616,7 @@ impl EventLoop {
                     return;
                 }
             };
-            if let Err(refusal) = self.admission.admit(peer.ip(), now) {
+            if let Err(refusal) = self.admission().admit(peer.ip(), now) {
                 bump(&self.shared.counters.handshakes_rejected, 1);
                 let _ = NoSigPipe(&stream).write(&[refusal.head, refusal.body].concat());
                 continue;
@@ -620,7 +629,7 @@ impl EventLoop {
                     continue;
                 }
             };
-            let Some(id) = self.shared.slots.lock().unwrap_or_else(|e| e.into_inner()).allocate() else {
+            let Some(id) = self.shared.loops[self.index].slots.lock().unwrap_or_else(|e| e.into_inner()).allocate() else {
                 // Every slot in use (max_connections keeps this from happening).
                 self.release(peer.ip(), now);
                 continue;
@@ -649,18 +658,20 @@ impl EventLoop {
             let tcp = conn.transport.as_mut().expect("just made").tcp();
             if self.poll.registry().register(tcp, token, Interest::READABLE | Interest::WRITABLE).is_err() {
                 self.actions.clear();
-                self.shared.slots.lock().unwrap_or_else(|e| e.into_inner()).release(slot);
+                self.shared.loops[self.index].slots.lock().unwrap_or_else(|e| e.into_inner()).release(slot);
                 self.release(peer.ip(), now);
                 continue;
             }
-            self.shared.table.slot(slot).live.store(id, Ordering::Release);
+            self.shared.loops[self.index].table.slot(slot).live.store(id, Ordering::Release);
             self.entries[slot].conn = Some(conn);
+            self.live += 1;
             self.apply(slot, now);
         }
     }
 
     fn release(&mut self, ip: std::net::IpAddr, now: Instant) {
-        if let Some(at) = self.admission.release(ip, now) {
+        let at = self.admission().release(ip, now);
+        if let Some(at) = at {
             self.schedule(at);
         }
     }
@@ -672,7 +683,7 @@ impl EventLoop {
         // must not stall new clients.
         if !handshaking && self.shared.events.backlog() > self.shared.max_pending_event_bytes {
             // The host lags: leave the bytes in the kernel (TCP pushes back) until it polls.
-            self.shared.reads_paused.store(true, Ordering::Release);
+            self.shared.loops[self.index].reads_paused.store(true, Ordering::Release);
             self.shared.after_poll(); // the host may have caught up already
             if !self.paused.contains(&slot) {
                 self.paused.push(slot);
@@ -781,7 +792,7 @@ impl EventLoop {
             bump(&self.shared.counters.bytes_out, written as u64);
             self.publish_cost(slot);
             let Some(conn) = self.entries[slot].conn.as_deref_mut() else { return };
-            let shared = self.shared.table.slot(slot);
+            let shared = self.shared.loops[self.index].table.slot(slot);
             let left = conn.published_cost + shared.in_flight.load(Ordering::Acquire);
             if left <= self.shared.max_buffered / 2 && conn.machine.is_open() && shared.blocked.swap(false, Ordering::AcqRel) {
                 self.events.push(Event::Drain { conn: conn.machine.id });
@@ -811,8 +822,8 @@ impl EventLoop {
     fn connect(&mut self, id: ConnId, client: super::connection::ClientState, now: Instant) {
         let slot = self.slot_entry(id);
         if self.stopping.is_some() {
-            self.shared.slots.lock().unwrap_or_else(|e| e.into_inner()).release(slot);
-            self.shared.table.slot(slot).live.store(0, Ordering::Release);
+            self.shared.loops[self.index].slots.lock().unwrap_or_else(|e| e.into_inner()).release(slot);
+            self.shared.loops[self.index].table.slot(slot).live.store(0, Ordering::Release);
             return;
         }
         let mut out = Outputs { events: &mut self.events, event_base: self.pushed_total, actions: &mut self.actions, queued: 0, settled: 0, deflate: None };
@@ -827,7 +838,8 @@ impl EventLoop {
             shut_after_flush: false,
             write_shut: false,
         }));
-        self.admission.count_client();
+        self.admission().count_client();
+        self.live += 1;
         self.apply(slot, now);
     }
 
@@ -917,27 +929,28 @@ impl EventLoop {
         if let Some(transport) = conn.transport.as_mut() {
             let _ = self.poll.registry().deregister(transport.tcp());
         }
-        let bridge = self.shared.bridge.get();
+        let shared = &self.shared;
         self.topics.leave_all(id, |topic| {
-            if let Some(b) = bridge {
+            if let Some(b) = shared.bridge.get().filter(|_| shared.topic_emptied(topic)) {
                 b.unsubscribe(topic)
             }
         });
         conn.out.discard();
         self.shared.adjust_total(conn.published_cost, 0);
-        let shared = self.shared.table.slot(slot);
+        let shared = self.shared.loops[self.index].table.slot(slot);
         let _ = shared.id.compare_exchange(id, 0, Ordering::AcqRel, Ordering::Acquire);
         shared.live.store(0, Ordering::Release);
         shared.holds_sends.store(false, Ordering::Release);
         shared.queued.store(0, Ordering::Release);
         shared.blocked.store(false, Ordering::Release);
         shared.pending.store(0, Ordering::Release);
+        self.live -= 1;
         if conn.machine.role == Role::Server {
             self.release(conn.machine.peer.ip(), now);
         } else {
-            self.admission.uncount_client();
+            self.admission().uncount_client();
         }
-        self.shared.slots.lock().unwrap_or_else(|e| e.into_inner()).release(slot);
+        self.shared.loops[self.index].slots.lock().unwrap_or_else(|e| e.into_inner()).release(slot);
     }
 
     // ---- timers ----------------------------------------------------------------------------
@@ -949,7 +962,7 @@ impl EventLoop {
     /// Acts on every due deadline and finds the next one.
     fn sweep(&mut self, now: Instant) {
         self.next_sweep = None;
-        let mut next = self.admission.forget_idle(now);
+        let mut next = self.admission().forget_idle(now);
         for slot in 0..self.entries.len() {
             if let Some(Some(due)) = self.drive(slot, now, |c, config, out| c.on_timer(config, now, out)) {
                 next = Some(next.map_or(due, |n| n.min(due)));

@@ -26,10 +26,12 @@ pub struct EventQueue {
     fd_in_use: AtomicBool,
     /// What the queued events cost (read without the lock by the loop).
     backlog: AtomicUsize,
-    /// Events handed to the host so far (under the lock).
-    handed_out: AtomicU64,
-    /// Events the host has finished with: everything handed out before its latest poll began.
-    settled: AtomicU64,
+    /// Per loop (the loop in the event's connection id): events handed to the host so far
+    /// (under the lock).
+    handed_out: Box<[AtomicU64]>,
+    /// Per loop: events the host has finished with, everything handed out before its latest
+    /// poll began.
+    settled: Box<[AtomicU64]>,
 }
 
 /// What a queued event costs beyond its payload: its slot in the queue plus allocator overhead.
@@ -52,15 +54,15 @@ fn cost(event: &Event) -> usize {
 }
 
 impl EventQueue {
-    pub fn new() -> std::io::Result<Self> {
+    pub fn new(loops: usize) -> std::io::Result<Self> {
         Ok(EventQueue {
             state: Mutex::new(State { events: VecDeque::new(), closed: false, waiting: 0 }),
             ready: Condvar::new(),
             notify: NotifyFd::new()?,
             fd_in_use: AtomicBool::new(false),
             backlog: AtomicUsize::new(0),
-            handed_out: AtomicU64::new(0),
-            settled: AtomicU64::new(0),
+            handed_out: (0..loops).map(|_| AtomicU64::new(0)).collect(),
+            settled: (0..loops).map(|_| AtomicU64::new(0)).collect(),
         })
     }
 
@@ -76,12 +78,14 @@ impl EventQueue {
 
     /// A new poll is starting: the host is done with what the previous one returned.
     pub fn settle(&self) {
-        self.settled.store(self.handed_out.load(Ordering::Acquire), Ordering::Release);
+        for (settled, handed_out) in self.settled.iter().zip(self.handed_out.iter()) {
+            settled.store(handed_out.load(Ordering::Acquire), Ordering::Release);
+        }
     }
 
-    /// How many events (counted from the first ever pushed) the host has finished handling.
-    pub fn settled(&self) -> u64 {
-        self.settled.load(Ordering::Acquire)
+    /// How many of loop `index`'s events (counted from its first) the host has finished handling.
+    pub fn settled(&self, index: usize) -> u64 {
+        self.settled[index].load(Ordering::Acquire)
     }
 
     /// What the events waiting for the host cost.
@@ -132,7 +136,10 @@ impl EventQueue {
                 let start = out.len();
                 out.extend(state.events.drain(..n));
                 self.backlog.fetch_sub(out[start..].iter().map(cost).sum(), Ordering::AcqRel);
-                self.handed_out.fetch_add(n as u64, Ordering::AcqRel);
+                for event in &out[start..] {
+                    let index = super::slots::loop_of(event.conn()).min(self.handed_out.len() - 1);
+                    self.handed_out[index].fetch_add(1, Ordering::AcqRel);
+                }
                 if state.events.is_empty() && !state.closed && self.fd_in_use() {
                     self.notify.clear();
                 }

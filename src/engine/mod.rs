@@ -53,6 +53,19 @@ pub enum Command {
     Panic,
 }
 
+impl Command {
+    /// The copy of a broadcast, publish or remote message that another loop gets (the frame
+    /// is shared, not copied).
+    fn clone_for_loop(&self) -> Command {
+        match self {
+            Command::Broadcast { frame, except } => Command::Broadcast { frame: frame.clone(), except: *except },
+            Command::Publish { topic, frame } => Command::Publish { topic: topic.clone(), frame: frame.clone() },
+            Command::Remote { topic, frame } => Command::Remote { topic: topic.clone(), frame: frame.clone() },
+            _ => unreachable!("only fanned-out commands are cloned"),
+        }
+    }
+}
+
 /// What a command costs in memory while it waits in the channel (the bound on host floods).
 pub fn command_cost(command: &Command) -> usize {
     const BASE: usize = 96;
@@ -132,10 +145,54 @@ impl Counters {
 }
 
 /// State shared by the loop and every handle of one server.
-pub struct Shared {
+/// What host threads and the other loops reach of one loop: its connection table, its slot
+/// allocator, and its command channel with the waker.
+pub struct LoopPort {
     pub table: slots::ConnTable,
     /// Slots and generations, for the loop and for host threads creating client connections.
     pub slots: std::sync::Mutex<slots::SlotAllocator>,
+    commands: Sender<Command>,
+    waker: mio::Waker,
+    /// A wake-up is on its way to the loop; later commands need not wake it again.
+    pub wake_pending: AtomicBool,
+    /// The loop stopped reading because the host lags (see `max_pending_event_bytes`).
+    pub reads_paused: AtomicBool,
+    /// Connections in `Phase::Failing`: each poll wakes the loop to settle them.
+    pub failing: AtomicUsize,
+}
+
+impl LoopPort {
+    pub fn new(index: usize, commands: Sender<Command>, waker: mio::Waker) -> Self {
+        LoopPort {
+            table: slots::ConnTable::default(),
+            slots: std::sync::Mutex::new(slots::SlotAllocator::for_loop(index)),
+            commands,
+            waker,
+            wake_pending: AtomicBool::new(false),
+            reads_paused: AtomicBool::new(false),
+            failing: AtomicUsize::new(0),
+        }
+    }
+
+    fn wake(&self) {
+        if !self.wake_pending.swap(true, Ordering::AcqRel) {
+            // Failing to wake means the loop is gone; the command then fails on its own.
+            let _ = self.waker.wake();
+        }
+    }
+}
+
+pub struct Shared {
+    /// One per loop thread (option `threads`); a connection id names its loop.
+    pub loops: Vec<LoopPort>,
+    /// Loops still running: the last one to finish closes the event queue.
+    running: AtomicUsize,
+    /// Round robin of client connections over the loops.
+    next_client: AtomicUsize,
+    /// Per-IP limits and the connection cap, across every loop.
+    pub admission: std::sync::Mutex<admission::Admission>,
+    /// How many loops have subscribers of each topic (the Redis bridge follows topics, not loops).
+    topic_loops: std::sync::Mutex<std::collections::HashMap<Arc<str>, usize>>,
     pub events: events::EventQueue,
     pub counters: Counters,
     /// Per-connection queue cap (`max_buffered_bytes`), in queue cost.
@@ -152,15 +209,7 @@ pub struct Shared {
     panicked: AtomicBool,
     pub backpressure: BackpressurePolicy,
     pub backpressure_close_code: u16,
-    commands: Sender<Command>,
-    waker: mio::Waker,
-    /// A wake-up is on its way to the loop; later commands need not wake it again.
-    wake_pending: AtomicBool,
     stop_requested: AtomicBool,
-    /// The loop stopped reading because the host lags (see `max_pending_event_bytes`).
-    pub reads_paused: AtomicBool,
-    /// Connections in `Phase::Failing`: each poll wakes the loop to settle them.
-    pub failing: AtomicUsize,
     pub max_pending_event_bytes: usize,
     /// Host values attached to connections (`set_user_data`), kept on the host side.
     pub user_data: UserData,
@@ -210,11 +259,14 @@ impl UserData {
 }
 
 impl Shared {
-    pub fn new(config: &crate::config::ServerConfig, commands: Sender<Command>, waker: mio::Waker) -> std::io::Result<Self> {
+    pub fn new(config: &crate::config::ServerConfig, loops: Vec<LoopPort>) -> std::io::Result<Self> {
         Ok(Shared {
-            table: slots::ConnTable::default(),
-            slots: std::sync::Mutex::default(),
-            events: events::EventQueue::new()?,
+            running: AtomicUsize::new(loops.len()),
+            next_client: AtomicUsize::new(0),
+            events: events::EventQueue::new(loops.len())?,
+            loops,
+            admission: std::sync::Mutex::new(admission::Admission::new(config)),
+            topic_loops: std::sync::Mutex::default(),
             counters: Counters::default(),
             max_buffered: config.max_buffered_bytes,
             max_total_buffered: config.max_total_buffered_bytes,
@@ -224,12 +276,7 @@ impl Shared {
             panicked: AtomicBool::new(false),
             backpressure: config.backpressure,
             backpressure_close_code: config.backpressure_close_code,
-            commands,
-            waker,
-            wake_pending: AtomicBool::new(false),
             stop_requested: AtomicBool::new(false),
-            reads_paused: AtomicBool::new(false),
-            failing: AtomicUsize::new(0),
             max_pending_event_bytes: config.max_pending_event_bytes,
             user_data: UserData::default(),
             bridge: std::sync::OnceLock::new(),
@@ -242,26 +289,120 @@ impl Shared {
     /// `max_queued_command_bytes` (counted in `dropped_commands`); memory stays bounded.
     pub fn submit(&self, command: Command) -> Result<(), Error> {
         self.check_running()?;
-        let cost = command_cost(&command);
+        // Broadcasts and publishes go to every loop (the frame itself is shared).
+        let fan_out = matches!(command, Command::Broadcast { .. } | Command::Publish { .. } | Command::Remote { .. });
+        let targets = if fan_out { self.loops.len() } else { 1 };
+        let cost = command_cost(&command) * targets;
         let before = self.command_bytes.fetch_add(cost, Ordering::AcqRel);
         if before > 0 && before + cost > self.max_command_bytes {
             self.command_bytes.fetch_sub(cost, Ordering::AcqRel);
             bump(&self.counters.dropped_commands, 1);
             return Err(Error::WouldBlock);
         }
-        if self.commands.send(command).is_err() {
+        let sent = if fan_out {
+            let mut ok = true;
+            for port in &self.loops[1..] {
+                ok &= port.commands.send(command.clone_for_loop()).is_ok();
+                port.wake();
+            }
+            ok && self.loops[0].commands.send(command).is_ok()
+        } else {
+            let port = self.port_for(&command);
+            let ok = port.commands.send(command).is_ok();
+            port.wake();
+            ok
+        };
+        if !sent {
             self.command_bytes.fetch_sub(cost, Ordering::AcqRel);
             return Err(self.check_running().err().unwrap_or(Error::Stopped));
         }
-        self.wake();
+        if fan_out {
+            self.loops[0].wake();
+        }
         Ok(())
+    }
+
+    /// The loop a command for one connection (or a server-wide one) goes to.
+    fn port_for(&self, command: &Command) -> &LoopPort {
+        let conn = match command {
+            Command::Send { conn, .. }
+            | Command::Subscribe { conn, .. }
+            | Command::Unsubscribe { conn, .. }
+            | Command::Close { conn, .. }
+            | Command::Terminate { conn }
+            | Command::Accept { conn, .. }
+            | Command::Reject { conn, .. }
+            | Command::Connect { conn, .. }
+            | Command::Resolved { conn, .. } => *conn,
+            _ => 0,
+        };
+        &self.loops[slots::loop_of(conn).min(self.loops.len() - 1)]
+    }
+
+    /// The loop `conn` lives on (None for an id no loop could have made).
+    pub fn port(&self, conn: ConnId) -> Option<&LoopPort> {
+        self.loops.get(slots::loop_of(conn))
+    }
+
+    /// The table slot of `conn` if it is open.
+    pub fn open(&self, conn: ConnId) -> Option<&slots::SlotShared> {
+        self.port(conn)?.table.open(conn)
+    }
+
+    /// The table slot of `conn` if it exists in any phase.
+    pub fn live(&self, conn: ConnId) -> Option<&slots::SlotShared> {
+        self.port(conn)?.table.live(conn)
+    }
+
+    /// The table slot of `conn` if it awaits approval.
+    pub fn pending(&self, conn: ConnId) -> Option<&slots::SlotShared> {
+        self.port(conn)?.table.pending(conn)
+    }
+
+    /// The loop the next client connection goes to (round robin).
+    pub fn next_client_loop(&self) -> &LoopPort {
+        let n = self.next_client.fetch_add(1, Ordering::Relaxed);
+        &self.loops[n % self.loops.len()]
+    }
+
+    /// A loop finished; the last one closes the event queue.
+    pub fn loop_finished(&self) {
+        if self.running.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.events.close();
+        }
+    }
+
+    /// A loop's first subscriber of `topic` joined (true: the server's first).
+    pub fn topic_created(&self, topic: &Arc<str>) -> bool {
+        let mut map = self.topic_loops.lock().unwrap_or_else(|e| e.into_inner());
+        let n = map.entry(topic.clone()).or_insert(0);
+        *n += 1;
+        *n == 1
+    }
+
+    /// A loop's last subscriber of `topic` left (true: the server's last).
+    pub fn topic_emptied(&self, topic: &Arc<str>) -> bool {
+        let mut map = self.topic_loops.lock().unwrap_or_else(|e| e.into_inner());
+        match map.get_mut(topic) {
+            Some(n) if *n > 1 => {
+                *n -= 1;
+                false
+            }
+            Some(_) => {
+                map.remove(topic);
+                true
+            }
+            None => false,
+        }
     }
 
     /// The loop took `command` off the channel.
     pub fn command_done(&self, command: &Command) {
         self.command_bytes.fetch_sub(command_cost(command), Ordering::AcqRel);
         if let Command::Send { conn, frame } = command {
-            self.table.slot(slots::slot_of(*conn)).in_flight.fetch_sub(frame_cost(frame), Ordering::AcqRel);
+            if let Some(port) = self.port(*conn) {
+                port.table.slot(slots::slot_of(*conn)).in_flight.fetch_sub(frame_cost(frame), Ordering::AcqRel);
+            }
         }
     }
 
@@ -320,34 +461,33 @@ impl Shared {
     /// failing behind those events can be closed.
     pub fn before_poll(&self) {
         self.events.settle();
-        if self.failing.load(Ordering::Acquire) > 0 {
-            self.wake();
+        for port in &self.loops {
+            if port.failing.load(Ordering::Acquire) > 0 {
+                port.wake();
+            }
         }
     }
 
     pub fn after_poll(&self) {
-        if self.reads_paused.load(Ordering::Acquire)
-            && self.events.backlog() <= self.max_pending_event_bytes / 2
-            && self.reads_paused.swap(false, Ordering::AcqRel)
-        {
-            self.wake();
+        for port in &self.loops {
+            if port.reads_paused.load(Ordering::Acquire)
+                && self.events.backlog() <= self.max_pending_event_bytes / 2
+                && port.reads_paused.swap(false, Ordering::AcqRel)
+            {
+                port.wake();
+            }
         }
     }
 
-    fn wake(&self) {
-        if !self.wake_pending.swap(true, Ordering::AcqRel) {
-            // Failing to wake means the loop is gone; the command then fails on its own.
-            let _ = self.waker.wake();
-        }
-    }
-
-    /// Asks the loop to stop; false when a stop was already requested.
+    /// Asks every loop to stop; false when a stop was already requested.
     pub fn request_stop(&self, deadline: Instant) -> bool {
         if self.stop_requested.swap(true, Ordering::AcqRel) {
             return false;
         }
-        let _ = self.commands.send(Command::Stop { deadline });
-        let _ = self.waker.wake();
+        for port in &self.loops {
+            let _ = port.commands.send(Command::Stop { deadline });
+            let _ = port.waker.wake();
+        }
         true
     }
 

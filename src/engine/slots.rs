@@ -38,12 +38,19 @@ pub struct ConnTable {
     chunks: Box<[OnceLock<Box<[SlotShared]>>]>,
 }
 
+/// A connection id: generation in the high 32 bits, then the loop (8 bits) and the slot in
+/// that loop (24 bits).
 pub fn slot_of(conn: ConnId) -> usize {
-    (conn & 0xffff_ffff) as usize
+    (conn & 0xff_ffff) as usize
 }
 
-pub fn make_id(slot: usize, generation: u32) -> ConnId {
-    (u64::from(generation) << 32) | slot as u64
+/// The loop (0 to `threads` - 1) a connection lives on.
+pub fn loop_of(conn: ConnId) -> usize {
+    ((conn >> 24) & 0xff) as usize
+}
+
+pub fn make_id(loop_index: usize, slot: usize, generation: u32) -> ConnId {
+    (u64::from(generation) << 32) | ((loop_index as u64) << 24) | slot as u64
 }
 
 impl Default for ConnTable {
@@ -81,14 +88,18 @@ impl ConnTable {
 
 /// Hands out slots and their generations. Shared by the loop (accepted connections) and host
 /// threads (client connections get their id before the loop has seen them).
-#[derive(Default)]
 pub struct SlotAllocator {
+    loop_index: usize,
     free: Vec<usize>,
     /// Generation of each slot ever used (the next id made from it).
     generations: Vec<u32>,
 }
 
 impl SlotAllocator {
+    pub fn for_loop(loop_index: usize) -> Self {
+        SlotAllocator { loop_index, free: Vec::new(), generations: Vec::new() }
+    }
+
     /// A fresh id in a free slot, or None when every slot is in use.
     pub fn allocate(&mut self) -> Option<ConnId> {
         let slot = match self.free.pop() {
@@ -99,7 +110,7 @@ impl SlotAllocator {
             }
             None => return None,
         };
-        Some(make_id(slot, self.generations[slot]))
+        Some(make_id(self.loop_index, slot, self.generations[slot]))
     }
 
     /// The slot is free again; its next id differs from every earlier one.
