@@ -42,6 +42,10 @@
  * port: integer, default "0"
  *   TCP port; 0 picks any free port (read it back after start).
  *
+ * threads: count, default "1"
+ *   Event loops, each on its own thread, serving one port (SO_REUSEPORT); connection ids name
+ *   their loop, broadcasts reach every loop.
+ *
  * loop_thread: bool, default "true"
  *   Run the engine on a background thread; false is host-driven mode: poll (or service) runs it
  *   on the calling thread, as lws_service and mg_mgr_poll do, for game loops and the lowest

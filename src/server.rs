@@ -316,8 +316,8 @@ impl ServerHandle {
         let slot = match self.open_slot(conn) {
             Ok(slot) => slot,
             // A client connection still connecting: held for it when the host asked for that.
-            Err(Error::NoSuchConnection) if self.shared.live(conn).is_some() => {
-                let slot = self.shared.live(conn).expect("just checked");
+            Err(Error::NoSuchConnection) if self.dialing(conn).is_some() => {
+                let slot = self.dialing(conn).expect("just checked");
                 if !slot.holds_sends.load(Ordering::Acquire) {
                     return Err(Error::NotOpen);
                 }
@@ -392,7 +392,7 @@ impl ServerHandle {
         let mut client = ClientState::new(url, request, tls);
         client.connect_timeout = options.connect_timeout;
         client.handshake_timeout = options.handshake_timeout;
-        client.backoff = options.reconnect.clone().map(crate::client::Backoff::new);
+        client.backoff = options.reconnect.map(crate::client::Backoff::new);
         client.hold_limit = options.queue_while_connecting;
         let port = self.shared.next_client_loop();
         let conn = port
@@ -404,6 +404,7 @@ impl ServerHandle {
         let slot = port.table.slot(crate::engine::slots::slot_of(conn));
         slot.live.store(conn, Ordering::Release);
         slot.holds_sends.store(options.queue_while_connecting > 0, Ordering::Release);
+        slot.is_client.store(true, Ordering::Release);
         self.shared.submit(Command::Connect { conn, client: Box::new(client) }).inspect_err(|_| {
             slot.live.store(0, Ordering::Release);
             port.slots.lock().unwrap_or_else(|e| e.into_inner()).release(crate::engine::slots::slot_of(conn));
@@ -525,9 +526,14 @@ impl ServerHandle {
     /// (or waiting to dial again).
     fn not_open_if_dialing(&self, conn: ConnId, e: Error) -> Error {
         match e {
-            Error::NoSuchConnection if self.shared.live(conn).is_some() => Error::NotOpen,
+            Error::NoSuchConnection if self.dialing(conn).is_some() => Error::NotOpen,
             e => e,
         }
+    }
+
+    /// The slot of a client connection that exists but is not open.
+    fn dialing(&self, conn: ConnId) -> Option<&crate::engine::slots::SlotShared> {
+        self.shared.live(conn).filter(|s| s.is_client.load(Ordering::Acquire))
     }
 
     fn pending_slot(&self, conn: ConnId) -> Result<&crate::engine::slots::SlotShared, Error> {

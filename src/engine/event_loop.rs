@@ -941,6 +941,7 @@ impl EventLoop {
         let _ = shared.id.compare_exchange(id, 0, Ordering::AcqRel, Ordering::Acquire);
         shared.live.store(0, Ordering::Release);
         shared.holds_sends.store(false, Ordering::Release);
+        shared.is_client.store(false, Ordering::Release);
         shared.queued.store(0, Ordering::Release);
         shared.blocked.store(false, Ordering::Release);
         shared.pending.store(0, Ordering::Release);
@@ -972,5 +973,18 @@ impl EventLoop {
         if let Some(due) = next {
             self.schedule(due);
         }
+    }
+}
+
+#[cfg(test)]
+mod sizes {
+    /// What an idle open connection costs the loop (the README's memory figures).
+    #[test]
+    fn idle_connection_footprint() {
+        let conn = std::mem::size_of::<super::Conn>();
+        let machine = std::mem::size_of::<super::Connection>();
+        let slot = std::mem::size_of::<super::super::slots::SlotShared>();
+        println!("Conn {conn} B (machine {machine} B), table slot {slot} B, entry {} B", std::mem::size_of::<super::Entry>());
+        assert!(conn + slot <= 512, "an idle connection grew past 512 B: {conn} + {slot}");
     }
 }

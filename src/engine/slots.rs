@@ -28,6 +28,8 @@ pub struct SlotShared {
     pub in_flight: AtomicUsize,
     /// A send was refused for a full queue; the loop reports `Drain` when it empties.
     pub blocked: AtomicBool,
+    /// A client connection (dialed by the host): `NotOpen` while it connects.
+    pub is_client: AtomicBool,
     /// A client connection that holds sends made before it is open.
     pub holds_sends: AtomicBool,
     /// Id of the connection in this slot awaiting handshake approval, 0 when none.
