@@ -35,12 +35,12 @@ static void test_version_and_result_text(void) {
     const char *v = wsembed_version();
     CHECK(v != NULL && v[0] != '\0');
     CHECK(v != NULL && strchr(v, '.') != NULL);
-    const char *unknown = wsembed_result_text(9);
+    const char *unknown = wsembed_result_text(WSEMBED_ERR_NOT_OPEN + 1);
     CHECK(unknown != NULL && strcmp(unknown, "unknown result code") == 0);
     CHECK(strcmp(wsembed_result_text(1000), "unknown result code") == 0);
     CHECK(strcmp(wsembed_result_text(UINT32_MAX), "unknown result code") == 0);
-    const char *texts[9];
-    for (uint32_t code = 0; code <= 8; code++) {
+    const char *texts[WSEMBED_ERR_NOT_OPEN + 1];
+    for (uint32_t code = 0; code <= WSEMBED_ERR_NOT_OPEN; code++) {
         texts[code] = wsembed_result_text(code);
         CHECK(texts[code] != NULL && texts[code][0] != '\0');
         CHECK(texts[code] != NULL && strcmp(texts[code], "unknown result code") != 0);
