@@ -304,8 +304,14 @@ private:
 
 namespace detail {
 
-/// Every wsembed_server_* call except poll and free. Self::get() gives the C server. A new C
-/// function is one line here (plus one for its std::error_code overload).
+/// Every wsembed_server_* call except poll and free. Self::get() gives the C server.
+///
+/// A new C function is one line here, plus one for its std::error_code overload; e.g. for a
+/// `wsembed_result wsembed_server_terminate(const wsembed_server *, uint64_t conn)`:
+///   void terminate(ConnId c) const { call(wsembed_server_terminate, c); }
+///   bool terminate(ConnId c, std::error_code &ec) const noexcept { return try_call(ec, wsembed_server_terminate, c); }
+/// Out-parameters as in port(); functions without a server (option info, ...) next to version();
+/// a new C object (a client) gets a class shaped like Server/Handle.
 template <class Self> class ServerOps {
 public:
     /// Calls f(server, args...) and throws Error unless it returns WSEMBED_OK.

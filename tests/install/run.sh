@@ -36,8 +36,15 @@ bare_path=/usr/local/bin:/usr/bin:/bin
 install_c() {
   local t0; t0=$(date +%s)
   step c "cargo cinstall --release --prefix $tmp/prefix"
-  # cargo-c 0.10.24 is the newest that builds with rustc 1.95 (newer ones need 1.97)
-  command -v cargo-cinstall >/dev/null || cargo install cargo-c --version '0.10.24+cargo-0.98.0' --locked
+  # cargo-c 0.10.24 is the newest that builds with rustc 1.95 (newer ones need 1.97). It embeds
+  # cargo itself (~420 crates): a release build takes ~10 min on 2 cores, an unoptimised one
+  # without debug info ~4 min, and is fast enough for this; `cargo install cargo-c --locked`
+  # gives a normal one.
+  if ! command -v cargo-cinstall >/dev/null; then
+    local t1; t1=$(date +%s)
+    CARGO_PROFILE_DEV_DEBUG=0 cargo install cargo-c --version '0.10.24+cargo-0.98.0' --locked --debug
+    echo "---- install/c: cargo install cargo-c took $(( $(date +%s) - t1 )) s"
+  fi
   cargo cinstall --release --prefix "$tmp/prefix" --libdir "$tmp/prefix/lib"
   local prefix=$tmp/prefix
   ls -l "$prefix/lib" "$prefix/include"
