@@ -5,10 +5,18 @@
 #   c-examples    make -C examples/c
 #   c-tests       make -C tests/c run
 #   c-asan        make -C tests/c asan
+#   cpp           make -C examples/cpp; make -C tests/cpp run (the C++ wrapper's API test and the
+#                 C++ chat/game servers as black boxes, all under ASan/UBSan)
 #   conformance   Autobahn cases 1.*-10.* (kosoku) against examples/c/build/echo_server
 #   python        pip install ./bindings/python (+ test deps) into a venv, pytest bindings/python/tests
 #   node          npm install && npm test in bindings/node
 #   fuzz          a short cargo-fuzz smoke run of each target (FUZZ_SECONDS, default 20)
+#   install       tests/install/run.sh: cargo cinstall into a temporary prefix (C and C++ programs
+#                 built with pkg-config only), the npm tarball installed into an empty folder
+#                 (it builds the engine), the wheel installed into a fresh venv; each echoes a
+#                 message. Last, because the npm and wheel builds share target/ (CARGO_TARGET_DIR)
+#                 to reuse its compiled dependencies and leave their libwsembed.so (same sources)
+#                 in target/release.
 # A section whose directory has not landed yet is skipped, loudly. The last line is
 # `N passed, N failed, N skipped`, counting sections.
 #
@@ -88,6 +96,15 @@ if [ -f tests/c/Makefile ]; then limit 600 make -C tests/c run; ok; else skip "t
 begin c-asan "make -C tests/c asan"
 if [ -f tests/c/Makefile ]; then limit 600 make -C tests/c asan; ok; else skip "tests/c/Makefile"; fi
 
+begin cpp "make -C examples/cpp; make -C tests/cpp run (C++ wrapper, ASan/UBSan)"
+if [ -f tests/cpp/Makefile ]; then
+  make -C examples/cpp
+  limit 600 make -C tests/cpp run
+  ok
+else
+  skip "tests/cpp/Makefile"
+fi
+
 # ---- 3. Conformance ----------------------------------------------------------------------------------
 begin conformance "Autobahn cases 1.*-10.* (kosoku) against examples/c/build/echo_server"
 if [ ! -f examples/c/Makefile ]; then
@@ -147,5 +164,14 @@ else
   for target in frames handshake; do
     RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" --fuzz-dir fuzz -- -max_total_time="${FUZZ_SECONDS:-20}" 2>&1 | tail -n 3
   done
+  ok
+fi
+
+# ---- 7. Installed like a user installs it --------------------------------------------------------------
+begin install "cargo cinstall + pkg-config (C, C++), npm pack + install, wheel + fresh venv"
+if [ ! -x tests/install/run.sh ]; then
+  skip "tests/install/run.sh"
+else
+  PYTHON=${PYTHON:-python3} limit "${INSTALL_TEST_TIMEOUT:-1500}" tests/install/run.sh
   ok
 fi

@@ -1,15 +1,20 @@
-"""Build step of the wsembed Python package.
+"""Build step of the wsembed Python package (setuptools + setuptools-rust).
 
-The package is pure Python plus the engine's shared library, which is built here with
-`cargo build --release` from the wsembed checkout this directory belongs to
-(bindings/python/../..) and copied into the package; the wheel is tagged for this platform
-(py3-none-<platform>: the library is loaded through ctypes, so any CPython 3 can use it).
+The package is pure Python plus the engine's shared library (loaded through ctypes, see
+src/wsembed/_ffi.py). setuptools-rust compiles the library (`cargo rustc --release --lib
+--crate-type cdylib`, a `Binding.NoBinding` extension: a plain cdylib, no Python bindings) and
+puts it in the package as wsembed/libwsembed.so. The wheel is tagged py3-none-<platform>: any
+CPython 3 can load the library.
 
-Environment:
-  WSEMBED_SOURCE_DIR  the wsembed checkout (the folder with Cargo.toml), if the build does not
-                      run inside one (e.g. from an unpacked sdist)
-  CARGO_TARGET_DIR    honoured as by cargo itself
-  CARGO               the cargo executable (default: `cargo` on PATH, then ~/.cargo/bin/cargo)
+The Rust sources are
+  - in an sdist (and so in the wheel `python -m build` makes from it): rust/ next to this file,
+    copied in when the sdist is made: the files of `cargo package --list`, i.e. Cargo.toml's
+    `include` list (so cargo is needed to make an sdist, as to build a wheel);
+  - in a wsembed checkout (`pip install ./bindings/python`): the checkout itself, ../..;
+  - else the directory named by WSEMBED_SOURCE_DIR.
+
+Environment: CARGO_TARGET_DIR is honoured as by cargo (reuse a target directory that already has
+the dependencies compiled); CARGO names the cargo executable.
 """
 
 from __future__ import annotations
@@ -20,9 +25,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from setuptools import Command, setup
-from setuptools.command.build_py import build_py
-from setuptools.dist import Distribution
+from setuptools import setup
+from setuptools.command.build_ext import build_ext
+from setuptools.command.sdist import sdist
+from setuptools_rust import Binding, RustExtension
 
 try:
     from setuptools.command.bdist_wheel import bdist_wheel
@@ -30,6 +36,8 @@ except ImportError:  # setuptools < 70.1
     from wheel.bdist_wheel import bdist_wheel
 
 HERE = Path(__file__).resolve().parent
+BUNDLED = HERE / "rust"  # the Rust sources inside an sdist
+EXTENSION = "wsembed.libwsembed"
 
 
 def library_filename() -> str:
@@ -40,86 +48,93 @@ def library_filename() -> str:
     return "libwsembed.so"
 
 
-def find_repo_root() -> Path:
-    candidates = []
+def is_wsembed_crate(root: Path) -> bool:
+    cargo_toml = root / "Cargo.toml"
+    return cargo_toml.is_file() and 'name = "wsembed"' in cargo_toml.read_text(encoding="utf-8")
+
+
+def crate_dir() -> Path:
+    candidates = [BUNDLED, HERE.parent.parent]
     if os.environ.get("WSEMBED_SOURCE_DIR"):
-        candidates.append(Path(os.environ["WSEMBED_SOURCE_DIR"]))
-    candidates.append(HERE.parent.parent)
+        candidates.insert(0, Path(os.environ["WSEMBED_SOURCE_DIR"]))
     for root in candidates:
-        cargo_toml = root / "Cargo.toml"
-        if cargo_toml.is_file() and 'name = "wsembed"' in cargo_toml.read_text(encoding="utf-8"):
+        if is_wsembed_crate(root):
             return root.resolve()
     raise SystemExit(
         "wsembed: cannot find the wsembed Rust sources (Cargo.toml) at "
         + " or ".join(str(c) for c in candidates)
-        + ". Build from a wsembed checkout (`pip install ./bindings/python`) or set "
-        "WSEMBED_SOURCE_DIR to one."
+        + ". Build from a wsembed checkout (`pip install ./bindings/python`), from an sdist made "
+        "by `python -m build --sdist` there, or set WSEMBED_SOURCE_DIR to a checkout."
     )
 
 
-def find_cargo() -> str:
-    for candidate in (os.environ.get("CARGO"), shutil.which("cargo"), str(Path.home() / ".cargo/bin/cargo")):
-        if candidate and (shutil.which(candidate) or Path(candidate).is_file()):
-            return candidate
+def cargo_executable() -> str:
+    for candidate in (os.environ.get("CARGO"), "cargo", str(Path.home() / ".cargo/bin/cargo")):
+        if candidate and shutil.which(candidate):
+            return shutil.which(candidate)
     raise SystemExit(
-        "wsembed: building this package compiles the Rust engine, but `cargo` was not found. "
-        "Install Rust (https://rustup.rs), or set CARGO to the cargo executable."
+        "wsembed: building this package compiles the Rust engine, but `cargo` was not found "
+        "(looked at $CARGO, PATH and ~/.cargo/bin). Install Rust (https://rustup.rs), or install "
+        "a prebuilt wheel instead of building from source."
     )
 
 
-class build_rust(Command):
-    """Runs `cargo build --release` and copies the shared library into the package."""
+class build_ext_plain_library(build_ext):
+    """Names the library libwsembed.so (what _ffi.py loads), not libwsembed.cpython-3XX-....so:
+    it is not an extension module and serves every Python version."""
 
-    description = "build the wsembed Rust library with cargo"
-    user_options = []
-
-    def initialize_options(self) -> None:
-        self.build_lib = None
-
-    def finalize_options(self) -> None:
-        self.set_undefined_options("build_py", ("build_lib", "build_lib"))
-
-    def run(self) -> None:
-        root = find_repo_root()
-        cargo = find_cargo()
-        cmd = [cargo, "build", "--release", "--lib", "--manifest-path", str(root / "Cargo.toml")]
-        self.announce("running " + " ".join(cmd), level=2)
-        print("wsembed: " + " ".join(cmd), file=sys.stderr, flush=True)
-        subprocess.run(cmd, check=True)
-        target = Path(os.environ.get("CARGO_TARGET_DIR") or root / "target")
-        if not target.is_absolute():
-            target = root / target
-        built = target / "release" / library_filename()
-        if not built.is_file():
-            raise SystemExit(f"wsembed: cargo finished but {built} does not exist")
-        dest = Path(self.build_lib) / "wsembed" / library_filename()
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(built, dest)
-        print(f"wsembed: bundled {built} as {dest}", file=sys.stderr, flush=True)
+    def get_ext_filename(self, fullname: str) -> str:
+        if fullname in (EXTENSION, EXTENSION.rsplit(".", 1)[1]):
+            return os.path.join(*fullname.split(".")[:-1], library_filename())
+        return super().get_ext_filename(fullname)
 
 
-class build_py_with_rust(build_py):
-    def run(self) -> None:
-        super().run()
-        self.run_command("build_rust")
+class sdist_with_rust_sources(sdist):
+    """Adds the crate's files (`cargo package --list`) under rust/ in the sdist."""
+
+    def make_release_tree(self, base_dir: str, files: list) -> None:
+        super().make_release_tree(base_dir, files)
+        root = crate_dir()
+        listing = subprocess.run(
+            [cargo_executable(), "package", "--list", "--allow-dirty", "--quiet"],
+            cwd=root, check=True, capture_output=True, text=True,
+        ).stdout.split()
+        dest = Path(base_dir) / "rust"
+        copied = 0
+        for rel in listing:
+            src = root / rel
+            if not src.is_file():  # Cargo.toml.orig, .cargo_vcs_info.json: made by cargo package
+                continue
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, dest / rel)
+            copied += 1
+        print(f"wsembed: added {copied} Rust source files from {root} under rust/", file=sys.stderr)
 
 
 class platform_wheel(bdist_wheel):
-    def finalize_options(self) -> None:
-        super().finalize_options()
-        self.root_is_pure = False
-
     def get_tag(self):
         _, _, platform = super().get_tag()
         return "py3", "none", platform
 
 
-class BinaryDistribution(Distribution):
-    def has_ext_modules(self) -> bool:
-        return True
-
+if "CARGO" not in os.environ:
+    # setuptools-rust runs $CARGO or `cargo` from PATH; find ~/.cargo/bin/cargo too.
+    try:
+        os.environ["CARGO"] = cargo_executable()
+    except SystemExit:
+        pass  # reported by setuptools-rust if a build actually needs cargo
 
 setup(
-    distclass=BinaryDistribution,
-    cmdclass={"build_rust": build_rust, "build_py": build_py_with_rust, "bdist_wheel": platform_wheel},
+    rust_extensions=[
+        RustExtension(
+            EXTENSION,
+            path=os.path.relpath(crate_dir() / "Cargo.toml", HERE),
+            binding=Binding.NoBinding,
+            args=["--locked"],
+            # the release profile keeps line tables for backtraces; a wheel does without
+            rustc_flags=["-Cstrip=debuginfo"],
+        )
+    ],
+    cmdclass={"build_ext": build_ext_plain_library, "sdist": sdist_with_rust_sources, "bdist_wheel": platform_wheel},
+    zip_safe=False,
 )

@@ -208,7 +208,7 @@ pub enum Action {
     /// The host answered (or the wait ended): the id no longer awaits approval.
     Answered,
     /// A plain HTTP request: queue the answer (static files or 426); the connection finishes.
-    ServeHttp { method: String, target: String },
+    ServeHttp { method: String, target: String, conditional: Vec<(String, String)> },
     /// The connection sits in `Failing` until the host settles its events.
     Failing,
     /// The `Close` event was reported: count it.
@@ -558,8 +558,8 @@ impl Connection {
                         let early = request.split_off(consumed);
                         self.on_upgrade_request(upgrade, early, config, now, out);
                     }
-                    RequestHead::Http { method, target } => {
-                        out.act(Action::ServeHttp { method, target });
+                    RequestHead::Http { method, target, conditional } => {
+                        out.act(Action::ServeHttp { method, target, conditional });
                         self.finish(config, now, out);
                     }
                     RequestHead::Refuse { status: 426, .. } => self.refuse(refusal::upgrade_required(), config, now, out),

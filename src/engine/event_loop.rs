@@ -28,6 +28,30 @@ use crate::http::static_files;
 use crate::protocol::deflate::SharedDeflate;
 use crate::protocol::extensions::{CompressionMode, DeflateConfig};
 
+/// Chunk of a static file read per refill of the send queue.
+const FILE_CHUNK: usize = 64 * 1024;
+
+/// Writes the queue, refilling it from a static file body while the socket takes more.
+fn flush_with_body(out: &mut OutQueue, body: &mut Option<static_files::Body>, transport: &mut Transport) -> io::Result<usize> {
+    let mut total = 0;
+    loop {
+        if out.is_empty() {
+            if let Some(b) = body.as_mut() {
+                match b.next_chunk(FILE_CHUNK)? {
+                    Some(chunk) => out.push(chunk),
+                    None => *body = None,
+                }
+            }
+        }
+        total += out.flush(transport)?;
+        transport.flush()?;
+        // Still queued: the socket is full (writable comes back). Nothing left: done.
+        if !out.is_empty() || body.is_none() {
+            return Ok(total);
+        }
+    }
+}
+
 /// The kind and payload of a frame the encoder made for a broadcast or publish.
 fn frame_payload(frame: &Bytes) -> (crate::MessageKind, &[u8]) {
     let kind = if frame[0] & 0x0f == 0x1 { crate::MessageKind::Text } else { crate::MessageKind::Binary };
@@ -68,6 +92,8 @@ struct Conn {
     shut_after_flush: bool,
     /// FIN already sent.
     write_shut: bool,
+    /// A static file response's body still to send, read as the socket drains.
+    static_body: Option<static_files::Body>,
 }
 
 struct Entry {
@@ -310,15 +336,24 @@ impl EventLoop {
                 }
                 Action::AwaitApproval => table.pending.store(id, Ordering::Release),
                 Action::Answered => table.pending.store(0, Ordering::Release),
-                Action::ServeHttp { method, target } => {
-                    let response = match &self.static_root {
-                        Some(root) => static_files::respond(root, &method, &target, self.config.max_static_file_bytes),
-                        None => crate::http::refusal::upgrade_required(),
-                    };
-                    self.queue(slot, Bytes::from(response.head));
-                    if !response.body.is_empty() {
+                Action::ServeHttp { method, target, conditional } => {
+                    let Some(root) = &self.static_root else {
+                        let response = crate::http::refusal::upgrade_required();
+                        self.queue(slot, Bytes::from(response.head));
                         self.queue(slot, Bytes::from(response.body));
+                        continue;
+                    };
+                    let mut request = static_files::StaticRequest::new(&method, &target);
+                    for (name, value) in &conditional {
+                        request = request.header(name, value.as_bytes());
                     }
+                    let response = static_files::serve(root, &request, self.config.max_static_file_bytes);
+                    self.queue(slot, Bytes::from(response.head));
+                    // The body goes out as the socket drains (files run to megabytes).
+                    if let Some(conn) = self.entries[slot].conn.as_deref_mut() {
+                        conn.static_body = Some(response.body);
+                    }
+                    self.mark_dirty(slot);
                 }
                 Action::Failing => {
                     self.failing.push(slot);
@@ -653,6 +688,7 @@ impl EventLoop {
                 dirty: false,
                 shut_after_flush: false,
                 write_shut: false,
+                static_body: None,
             });
             let token = Token(slot + FIRST_CONN);
             let tcp = conn.transport.as_mut().expect("just made").tcp();
@@ -774,7 +810,7 @@ impl EventLoop {
             return self.finish_connect(slot, now);
         }
         let Some(transport) = conn.transport.as_mut() else { return };
-        let written = match conn.out.flush(transport).and_then(|n| transport.flush().map(|()| n)) {
+        let written = match flush_with_body(&mut conn.out, &mut conn.static_body, transport) {
             Ok(n) => n,
             Err(e) => {
                 let failure = Failure::from_io(&e);
@@ -799,7 +835,7 @@ impl EventLoop {
             }
         }
         let Some(conn) = self.entries[slot].conn.as_deref_mut() else { return };
-        if conn.out.is_empty() && conn.shut_after_flush && !conn.write_shut {
+        if conn.out.is_empty() && conn.static_body.is_none() && conn.shut_after_flush && !conn.write_shut {
             conn.write_shut = true;
             if let Some(transport) = conn.transport.as_mut() {
                 transport.shutdown_write();
@@ -837,6 +873,7 @@ impl EventLoop {
             dirty: false,
             shut_after_flush: false,
             write_shut: false,
+            static_body: None,
         }));
         self.admission().count_client();
         self.live += 1;

@@ -1,138 +1,256 @@
-//! Sans-IO(ish) static file responder for non-upgrade HTTP requests.
+//! Static file responder for non-upgrade HTTP requests.
 //!
-//! "Sans-IO" here means: no sockets. The function takes the already-parsed request line pieces and
-//! returns complete response bytes (head + body). It *does* touch the filesystem (metadata, canonicalize,
-//! read), synchronously; callers running it on the event-loop thread should keep `max_file_bytes` modest.
+//! No sockets here: [`serve`] takes the request line (and the conditional headers, see
+//! [`StaticRequest`]) and returns the response head plus a [`Body`], which is either bytes or an
+//! open file that the caller sends in chunks as the socket drains ([`Body::next_chunk`]). It
+//! *does* touch the filesystem (metadata, canonicalize, open, read) synchronously; a chunk read
+//! is bounded by the `max` the caller asks for.
+//!
+//! Responses (`Connection: close` each): `200` with `Content-Type` (from the extension, by
+//! `mime_guess`), `Content-Length`, `ETag` (strong, from size and modification time),
+//! `Last-Modified`, `Date`, `Cache-Control: no-cache` (store, but revalidate) and
+//! `Accept-Ranges: none` (a `Range` header is ignored: the whole file is sent); `304 Not
+//! Modified` when `If-None-Match` matches the ETag, or, without `If-None-Match`, when the file
+//! is not newer than `If-Modified-Since` (RFC 9110 section 13.2.2); HEAD gets the head of the
+//! GET answer and no body; other methods 405.
 //!
 //! Security model:
-//! * The target is split on raw `/` *before* percent-decoding, so an encoded `%2F` can never introduce a
-//!   separator; a decoded segment containing `/`, `\`, NUL, or that is `.`/`..`/a dotfile is refused.
-//! * Every decoded segment must be a single `std::path::Component::Normal` (rejects Windows prefixes
-//!   such as `C:` and roots).
-//! * The final path (and the `index.html` inside a directory) is canonicalized and must start with `root`,
-//!   which defeats symlinks pointing out of the root. `root` must itself be canonical (the caller does this
-//!   at server start), otherwise every request would be refused.
-//! * Only regular files are opened (never FIFOs/devices, which could block the event loop).
+//! * The target is split on raw `/` *before* percent-decoding, so an encoded `%2F` can never
+//!   introduce a separator; a decoded segment containing `/`, `\`, NUL, or that is `.`/`..`/a
+//!   dotfile is refused.
+//! * Every decoded segment must be a single `std::path::Component::Normal` (rejects Windows
+//!   prefixes such as `C:` and roots).
+//! * The final path (and the `index.html` inside a directory) is canonicalized and must start
+//!   with `root`, which defeats symlinks pointing out of the root. `root` must itself be
+//!   canonical (the caller does this at server start), otherwise every request is refused.
+//! * Only regular files are served (never FIFOs/devices, which could block the event loop): the
+//!   path is checked with `stat`, opened with `O_NONBLOCK | O_NOFOLLOW`, and the open file is
+//!   checked again with `fstat`, so a file swapped after the check is caught too.
+//!
+//! # Integration with the event loop
+//! The loop calls [`serve`], queues `head`, then pulls [`Body::next_chunk`] whenever the
+//! connection's queue drains, until it returns `Ok(None)`; an `Err` means the file could not be
+//! read to its announced length, so the connection is dropped (the head promised more).
 
-use std::fs::File;
-use std::io::Read;
+use std::fs::{File, Metadata};
+use std::io::{self, Read};
 use std::path::{Component, Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-/// A prepared HTTP response: full head bytes + body bytes (body empty for HEAD).
-pub struct StaticResponse {
+use bytes::{Bytes, BytesMut};
+
+/// A prepared HTTP response: the complete head and the body.
+///
+/// `B` is the body type: `Vec<u8>` (the default, what the current event loop and the canned
+/// refusals use) or [`Body`], whose file variant is read chunk by chunk (see [`serve`]). HEAD and
+/// 304 responses have an empty body.
+pub struct StaticResponse<B = Vec<u8>> {
     pub status: u16,
     pub head: Vec<u8>,
-    pub body: Vec<u8>,
+    pub body: B,
 }
 
-fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        204 => "No Content",
-        301 => "Moved Permanently",
-        304 => "Not Modified",
-        400 => "Bad Request",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        408 => "Request Timeout",
-        413 => "Content Too Large",
-        414 => "URI Too Long",
-        426 => "Upgrade Required",
-        429 => "Too Many Requests",
-        431 => "Request Header Fields Too Large",
-        500 => "Internal Server Error",
-        501 => "Not Implemented",
-        503 => "Service Unavailable",
-        _ => "Unknown",
+/// A response body: bytes already in memory, or an open file with the number of bytes still
+/// to send (fixed when the response was prepared, whatever happens to the file afterwards).
+pub enum Body {
+    Bytes(Bytes),
+    File { file: File, remaining: u64 },
+}
+
+impl Body {
+    /// Bytes still to be sent.
+    pub fn len(&self) -> u64 {
+        match self {
+            Body::Bytes(b) => b.len() as u64,
+            Body::File { remaining, .. } => *remaining,
+        }
+    }
+
+    // Unused by the current event loop until it streams (see "Integration with the event loop").
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The next piece of the body, at most `max` bytes (`max` 0 is taken as 1), or `None` when
+    /// everything was returned. A file is read once per call (one `read(2)` of at most `max`
+    /// bytes); a file that ends before its announced length gives `UnexpectedEof`.
+    pub fn next_chunk(&mut self, max: usize) -> io::Result<Option<Bytes>> {
+        let max = max.max(1);
+        match self {
+            Body::Bytes(b) if b.is_empty() => Ok(None),
+            Body::Bytes(b) => Ok(Some(b.split_to(b.len().min(max)))),
+            Body::File { remaining: 0, .. } => Ok(None),
+            Body::File { file, remaining } => {
+                let want = (*remaining).min(max as u64) as usize;
+                let mut buf = BytesMut::zeroed(want);
+                let n = loop {
+                    match file.read(&mut buf) {
+                        Ok(n) => break n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => return Err(e),
+                    }
+                };
+                if n == 0 {
+                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shorter than its Content-Length"));
+                }
+                buf.truncate(n);
+                *remaining -= n as u64;
+                Ok(Some(buf.freeze()))
+            }
+        }
+    }
+
+    /// The whole remaining body in memory (tests).
+    #[cfg(test)]
+    pub fn read_all(mut self) -> io::Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(self.len().min(usize::MAX as u64) as usize);
+        while let Some(chunk) = self.next_chunk(1 << 20)? {
+            out.extend_from_slice(&chunk);
+        }
+        Ok(out)
     }
 }
 
-fn build(status: u16, content_type: &str, content_length: u64, extra: &[(&str, &str)], body: Vec<u8>) -> StaticResponse {
+impl From<Vec<u8>> for Body {
+    fn from(v: Vec<u8>) -> Self {
+        Body::Bytes(Bytes::from(v))
+    }
+}
+
+impl StaticResponse<Body> {
+    /// See [`Body::next_chunk`].
+    // Unused by the current event loop until it streams (see "Integration with the event loop").
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub fn next_chunk(&mut self, max: usize) -> io::Result<Option<Bytes>> {
+        self.body.next_chunk(max)
+    }
+
+    /// Reads a file body whole (tests): a file that cannot be read to its announced length
+    /// becomes a 500.
+    #[cfg(test)]
+    pub fn into_buffered(self) -> StaticResponse {
+        let StaticResponse { status, head, body } = self;
+        match body.read_all() {
+            Ok(body) => StaticResponse { status, head, body },
+            Err(_) => error_response(500, "Internal Server Error\n"),
+        }
+    }
+}
+
+impl From<StaticResponse> for StaticResponse<Body> {
+    fn from(r: StaticResponse) -> Self {
+        StaticResponse { status: r.status, head: r.head, body: Body::from(r.body) }
+    }
+}
+
+/// The reason phrase of a status code (from the `http` crate), "Unknown" for unregistered ones.
+fn reason(status: u16) -> &'static str {
+    http::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("Unknown")
+}
+
+/// The head: status line, `content` (type and length) when given, `extra` headers, then
+/// `X-Content-Type-Options: nosniff` and `Connection: close`.
+fn head(status: u16, content: Option<(&str, u64)>, extra: &[(&str, &str)]) -> Vec<u8> {
     let mut head = format!("HTTP/1.1 {} {}\r\n", status, reason(status));
-    head.push_str(&format!("Content-Type: {}\r\n", content_type));
-    head.push_str(&format!("Content-Length: {}\r\n", content_length));
+    if let Some((content_type, content_length)) = content {
+        head.push_str(&format!("Content-Type: {content_type}\r\nContent-Length: {content_length}\r\n"));
+    }
     for (k, v) in extra {
-        head.push_str(&format!("{}: {}\r\n", k, v));
+        head.push_str(&format!("{k}: {v}\r\n"));
     }
     head.push_str("X-Content-Type-Options: nosniff\r\n");
     head.push_str("Connection: close\r\n\r\n");
-    StaticResponse { status, head: head.into_bytes(), body }
+    head.into_bytes()
+}
+
+fn text_response(status: u16, extra: &[(&str, &str)], body: &str) -> StaticResponse {
+    StaticResponse {
+        status,
+        head: head(status, Some(("text/plain; charset=utf-8", body.len() as u64)), extra),
+        body: body.as_bytes().to_vec(),
+    }
 }
 
 /// A plain error response (400, 403, 404, 405, 431, 503, ...) with a short text/plain body and Connection: close.
 pub fn error_response(status: u16, body: &str) -> StaticResponse {
-    build(status, "text/plain; charset=utf-8", body.len() as u64, &[], body.as_bytes().to_vec())
+    text_response(status, &[], body)
 }
 
 /// Response for a request that is neither a WebSocket upgrade nor served from a static directory:
 /// 426 Upgrade Required with `Sec-WebSocket-Version: 13`, `Upgrade: websocket`, `Connection: close`
 /// headers, small text body.
 pub fn upgrade_required() -> StaticResponse {
-    let body = "This endpoint requires a WebSocket upgrade.\n";
-    build(
+    text_response(
         426,
-        "text/plain; charset=utf-8",
-        body.len() as u64,
         &[("Sec-WebSocket-Version", "13"), ("Upgrade", "websocket")],
-        body.as_bytes().to_vec(),
+        "This endpoint requires a WebSocket upgrade.\n",
     )
 }
 
-fn content_type_for(path: &Path) -> &'static str {
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(|e| e.to_ascii_lowercase())
-        .unwrap_or_default();
-    match ext.as_str() {
-        "html" | "htm" => "text/html; charset=utf-8",
-        "css" => "text/css; charset=utf-8",
-        "js" | "mjs" => "text/javascript; charset=utf-8",
-        "json" | "map" => "application/json; charset=utf-8",
-        "txt" => "text/plain; charset=utf-8",
-        "png" => "image/png",
-        "jpg" | "jpeg" => "image/jpeg",
-        "gif" => "image/gif",
-        "svg" => "image/svg+xml",
-        "ico" => "image/x-icon",
-        "webp" => "image/webp",
-        "wasm" => "application/wasm",
-        "woff" => "font/woff",
-        "woff2" => "font/woff2",
-        _ => "application/octet-stream",
+/// The `Content-Type` for a file: `mime_guess` by extension, `; charset=utf-8` on text types
+/// (files are served as they are; UTF-8 is what the web uses), `application/octet-stream` for
+/// unknown extensions.
+fn content_type_for(path: &Path) -> String {
+    let guess = mime_guess::from_path(path).first_or_octet_stream();
+    // RFC 9239: JavaScript is text/javascript, whatever the extension (.js, .mjs, .cjs).
+    let essence = match guess.essence_str() {
+        "application/javascript" | "application/x-javascript" => "text/javascript",
+        other => other,
+    };
+    let textual = essence.starts_with("text/")
+        || guess.subtype() == mime_guess::mime::JSON
+        || guess.suffix() == Some(mime_guess::mime::JSON);
+    if textual {
+        format!("{essence}; charset=utf-8")
+    } else {
+        essence.to_owned()
     }
 }
 
-fn hex_val(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
+/// A request for [`serve`]: method, raw target, and the headers that matter to it.
+#[derive(Clone, Debug, Default)]
+pub struct StaticRequest<'a> {
+    pub method: &'a str,
+    /// The raw request target (path and optional `?query`).
+    pub target: &'a str,
+    /// `If-None-Match` values (one per header line, in order).
+    pub if_none_match: Vec<&'a str>,
+    /// The `If-Modified-Since` value; ignored when there are several.
+    pub if_modified_since: Vec<&'a str>,
 }
 
-/// Percent-decode one path segment. `None` on malformed escapes.
-fn percent_decode(s: &str) -> Option<Vec<u8>> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            if i + 2 >= b.len() {
-                return None;
-            }
-            let hi = hex_val(b[i + 1])?;
-            let lo = hex_val(b[i + 2])?;
-            out.push(hi << 4 | lo);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
+impl<'a> StaticRequest<'a> {
+    pub fn new(method: &'a str, target: &'a str) -> Self {
+        StaticRequest { method, target, ..Default::default() }
+    }
+
+    /// Takes note of a request header if it matters here (name case-insensitive); any other
+    /// header, and a value that is not UTF-8, is ignored. For `httparse` headers:
+    /// `req = req.header(h.name, h.value)`.
+    // Unused by the current event loop until it streams (see "Integration with the event loop").
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub fn header(mut self, name: &str, value: &'a [u8]) -> Self {
+        let Ok(value) = std::str::from_utf8(value) else { return self };
+        if name.eq_ignore_ascii_case("if-none-match") {
+            self.if_none_match.push(value);
+        } else if name.eq_ignore_ascii_case("if-modified-since") {
+            self.if_modified_since.push(value);
         }
+        self
     }
-    Some(out)
+}
+
+/// Percent-decodes one path segment; `None` when a `%` is not followed by two hex digits
+/// (`percent_decode` would pass such a `%` through unchanged; a bad escape is a 400 here).
+fn percent_decode(segment: &str) -> Option<Vec<u8>> {
+    let b = segment.as_bytes();
+    let well_formed = b
+        .iter()
+        .enumerate()
+        .filter(|&(_, &c)| c == b'%')
+        .all(|(i, _)| b.len() > i + 2 && b[i + 1].is_ascii_hexdigit() && b[i + 2].is_ascii_hexdigit());
+    well_formed.then(|| percent_encoding::percent_decode(b).collect())
 }
 
 enum Resolve {
@@ -179,78 +297,136 @@ fn resolve_target(target: &str) -> Resolve {
     Resolve::Ok(rel)
 }
 
-/// Canonicalize `p` and make sure it is inside `root`.
-fn confine(root: &Path, p: &Path) -> Result<PathBuf, (u16, &'static str)> {
-    match p.canonicalize() {
-        Ok(c) if c.starts_with(root) => Ok(c),
-        Ok(_) => Err((403, "Forbidden\n")),
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Err((403, "Forbidden\n")),
-        Err(_) => Err((404, "Not Found\n")),
+type Refusal = (u16, &'static str);
+
+fn io_refusal(e: &io::Error) -> Refusal {
+    match e.kind() {
+        io::ErrorKind::PermissionDenied => (403, "Forbidden\n"),
+        // ELOOP: the last component became a symlink after canonicalize (O_NOFOLLOW).
+        _ if e.raw_os_error() == Some(libc::ELOOP) => (403, "Forbidden\n"),
+        _ => (404, "Not Found\n"),
     }
 }
 
-/// `root` is the configured directory (already canonicalized by the caller at server start).
-/// `method` is the request method, `target` the raw request target (path + optional ?query).
-pub fn respond(root: &Path, method: &str, target: &str, max_file_bytes: u64) -> StaticResponse {
-    let head_only = method == "HEAD";
-    let mut resp = respond_inner(root, method, target, max_file_bytes);
-    if head_only {
-        resp.body.clear(); // errors too: HEAD never carries a body (Content-Length still describes GET)
+/// Canonicalize `p` and make sure it is inside `root`.
+fn confine(root: &Path, p: &Path) -> Result<PathBuf, Refusal> {
+    match p.canonicalize() {
+        Ok(c) if c.starts_with(root) => Ok(c),
+        Ok(_) => Err((403, "Forbidden\n")),
+        Err(e) => Err(io_refusal(&e)),
+    }
+}
+
+/// Opens a regular file without following a final symlink and without blocking on a FIFO,
+/// and checks the open file (fstat) is still a regular file.
+fn open_regular(path: &Path) -> Result<(File, Metadata), Refusal> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW);
+    }
+    let file = options.open(path).map_err(|e| io_refusal(&e))?;
+    let meta = file.metadata().map_err(|e| io_refusal(&e))?;
+    if !meta.is_file() {
+        return Err((404, "Not Found\n"));
+    }
+    Ok((file, meta))
+}
+
+/// The file to serve for `rel`: itself, or the `index.html` of a directory.
+fn locate(root: &Path, rel: &Path) -> Result<PathBuf, Refusal> {
+    let path = confine(root, &root.join(rel))?;
+    let meta = std::fs::metadata(&path).map_err(|e| io_refusal(&e))?;
+    let path = if meta.is_dir() { confine(root, &path.join("index.html"))? } else { path };
+    // Only regular files: FIFOs/devices could block the event loop forever (checked again on
+    // the open file).
+    match std::fs::metadata(&path) {
+        Ok(m) if m.is_file() => Ok(path),
+        Ok(_) => Err((404, "Not Found\n")),
+        Err(e) => Err(io_refusal(&e)),
+    }
+}
+
+/// A strong validator from the file's size and modification time (nanoseconds), like nginx's.
+fn etag_for(meta: &Metadata) -> String {
+    let mtime = meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).unwrap_or_default();
+    format!("\"{:x}-{:x}\"", mtime.as_nanos(), meta.len())
+}
+
+/// Does an `If-None-Match` field value (a list of entity tags, or `*`) match `etag`? Weak
+/// comparison (RFC 9110 section 8.8.3.2): `W/` prefixes are ignored. A malformed member
+/// matches nothing.
+fn none_match_hits(values: &[&str], etag: &str) -> bool {
+    values.iter().flat_map(|v| v.split(',')).map(str::trim).any(|tag| {
+        tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag
+    })
+}
+
+/// RFC 9110 section 13.2.2 for GET/HEAD: If-None-Match decides when present; otherwise a
+/// single valid If-Modified-Since date not older than the file's (whole-second) mtime.
+fn not_modified(req: &StaticRequest, etag: &str, modified: Option<SystemTime>) -> bool {
+    if !req.if_none_match.is_empty() {
+        return none_match_hits(&req.if_none_match, etag);
+    }
+    let ([since], Some(modified)) = (req.if_modified_since.as_slice(), modified) else { return false };
+    let Ok(since) = httpdate::parse_http_date(since.trim()) else { return false };
+    // HTTP dates have whole seconds: compare the mtime truncated the same way.
+    httpdate::HttpDate::from(modified) <= httpdate::HttpDate::from(since)
+}
+
+/// The response to a static-file request. `root` is the configured directory (already
+/// canonicalized by the caller at server start); files larger than `max_file_bytes` get 403.
+/// A 200 to GET carries the open file as its body (see [`Body::next_chunk`]).
+pub fn serve(root: &Path, req: &StaticRequest, max_file_bytes: u64) -> StaticResponse<Body> {
+    let resp = serve_inner(root, req, max_file_bytes);
+    if req.method == "HEAD" {
+        // errors too: HEAD never carries a body (Content-Length still describes GET)
+        return StaticResponse { body: Body::Bytes(Bytes::new()), ..resp };
     }
     resp
 }
 
-fn respond_inner(root: &Path, method: &str, target: &str, max_file_bytes: u64) -> StaticResponse {
-    if method != "GET" && method != "HEAD" {
-        let body = "Method Not Allowed\n";
-        return build(405, "text/plain; charset=utf-8", body.len() as u64, &[("Allow", "GET, HEAD")], body.as_bytes().to_vec());
+fn serve_inner(root: &Path, req: &StaticRequest, max_file_bytes: u64) -> StaticResponse<Body> {
+    let refuse = |(status, body): Refusal| error_response(status, body).into();
+    if req.method != "GET" && req.method != "HEAD" {
+        return text_response(405, &[("Allow", "GET, HEAD")], "Method Not Allowed\n").into();
     }
-    let rel = match resolve_target(target) {
+    let rel = match resolve_target(req.target) {
         Resolve::Ok(r) => r,
-        Resolve::Status(s, b) => return error_response(s, b),
+        Resolve::Status(s, b) => return refuse((s, b)),
     };
-    let mut path = match confine(root, &root.join(&rel)) {
-        Ok(p) => p,
-        Err((s, b)) => return error_response(s, b),
+    let (file, meta, path) = match locate(root, &rel).and_then(|p| open_regular(&p).map(|(f, m)| (f, m, p))) {
+        Ok(found) => found,
+        Err(refusal) => return refuse(refusal),
     };
-    let mut meta = match std::fs::metadata(&path) {
-        Ok(m) => m,
-        Err(_) => return error_response(404, "Not Found\n"),
-    };
-    if meta.is_dir() {
-        path = match confine(root, &path.join("index.html")) {
-            Ok(p) => p,
-            Err((s, b)) => return error_response(s, b),
-        };
-        meta = match std::fs::metadata(&path) {
-            Ok(m) => m,
-            Err(_) => return error_response(404, "Not Found\n"),
-        };
-    }
-    // Only regular files: FIFOs/devices could block the event loop forever.
-    if !meta.is_file() {
-        return error_response(404, "Not Found\n");
-    }
     // Oversized files are refused with 403 rather than 413: 413 means "your *request* body is too large",
     // which is wrong here; the server is simply configured not to serve this resource.
     if meta.len() > max_file_bytes {
-        return error_response(403, "Forbidden: file too large\n");
+        return refuse((403, "Forbidden: file too large\n"));
     }
-    let ctype = content_type_for(&path);
-    let body = if method == "HEAD" {
-        Vec::new()
-    } else {
-        let mut buf = Vec::with_capacity(meta.len() as usize);
-        let res = File::open(&path).and_then(|f| f.take(max_file_bytes.saturating_add(1)).read_to_end(&mut buf));
-        match res {
-            Ok(_) if buf.len() as u64 > max_file_bytes => return error_response(403, "Forbidden: file too large\n"),
-            Ok(_) => buf,
-            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => return error_response(403, "Forbidden\n"),
-            Err(_) => return error_response(404, "Not Found\n"),
-        }
-    };
-    let len = if method == "HEAD" { meta.len() } else { body.len() as u64 };
-    build(200, ctype, len, &[], body)
+    let etag = etag_for(&meta);
+    let modified = meta.modified().ok();
+    let last_modified = modified.map(httpdate::fmt_http_date);
+    let date = httpdate::fmt_http_date(SystemTime::now());
+    let mut validators: Vec<(&str, &str)> = vec![("ETag", &etag)];
+    if let Some(lm) = &last_modified {
+        validators.push(("Last-Modified", lm));
+    }
+    validators.extend([("Date", date.as_str()), ("Cache-Control", "no-cache")]);
+    if not_modified(req, &etag, modified) {
+        return StaticResponse { status: 304, head: head(304, None, &validators), body: Body::Bytes(Bytes::new()) };
+    }
+    validators.push(("Accept-Ranges", "none"));
+    let head = head(200, Some((&content_type_for(&path), meta.len())), &validators);
+    StaticResponse { status: 200, head, body: Body::File { file, remaining: meta.len() } }
+}
+
+/// [`serve`] without conditional headers, the file read whole into memory (tests).
+#[cfg(test)]
+pub fn respond(root: &Path, method: &str, target: &str, max_file_bytes: u64) -> StaticResponse {
+    serve(root, &StaticRequest::new(method, target), max_file_bytes).into_buffered()
 }
 
 #[cfg(test)]
@@ -258,6 +434,7 @@ mod tests {
     use super::*;
     use std::fs;
     use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
 
     struct TempDir(PathBuf);
     impl Drop for TempDir {
@@ -288,12 +465,27 @@ mod tests {
         (TempDir(base), root)
     }
 
-    fn head_str(r: &StaticResponse) -> String {
+    fn head_str<B>(r: &StaticResponse<B>) -> String {
         String::from_utf8(r.head.clone()).unwrap()
+    }
+
+    /// The value of header `name` in a response head.
+    fn header<B>(r: &StaticResponse<B>, name: &str) -> Option<String> {
+        head_str(r).split("\r\n").find_map(|l| l.strip_prefix(&format!("{name}: ")).map(str::to_owned))
+    }
+
+    /// The head without its Date line (two calls may straddle a second).
+    fn head_without_date<B>(r: &StaticResponse<B>) -> String {
+        head_str(r).split("\r\n").filter(|l| !l.starts_with("Date: ")).collect::<Vec<_>>().join("\r\n")
     }
 
     fn get(root: &Path, t: &str) -> StaticResponse {
         respond(root, "GET", t, 1 << 20)
+    }
+
+    fn conditional(root: &Path, method: &str, t: &str, headers: &[(&str, &str)]) -> StaticResponse {
+        let req = headers.iter().fold(StaticRequest::new(method, t), |r, (n, v)| r.header(n, v.as_bytes()));
+        serve(root, &req, 1 << 20).into_buffered()
     }
 
     #[test]
@@ -326,6 +518,11 @@ mod tests {
         assert_eq!(content_type_for(Path::new("x.woff2")), "font/woff2");
         assert_eq!(content_type_for(Path::new("x.svg")), "image/svg+xml");
         assert_eq!(content_type_for(Path::new("x.mjs")), "text/javascript; charset=utf-8");
+        assert_eq!(content_type_for(Path::new("x.json")), "application/json; charset=utf-8");
+        assert_eq!(content_type_for(Path::new("x.wasm")), "application/wasm");
+        assert_eq!(content_type_for(Path::new("x.PNG")), "image/png");
+        assert_eq!(content_type_for(Path::new("x.unknown-ext")), "application/octet-stream");
+        assert_eq!(content_type_for(Path::new("Makefile")), "application/octet-stream");
     }
 
     #[test]
@@ -342,6 +539,24 @@ mod tests {
     }
 
     #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("a%20b").unwrap(), b"a b");
+        assert_eq!(percent_decode("%E2%9C%93").unwrap(), "\u{2713}".as_bytes());
+        assert_eq!(percent_decode("%2e%2E").unwrap(), b"..");
+        assert_eq!(percent_decode("plain+text").unwrap(), b"plain+text"); // '+' is not a space in paths
+        for bad in ["%", "%2", "%zz", "a%g0", "%%41"] {
+            assert!(percent_decode(bad).is_none(), "{bad}");
+        }
+        let (t, root) = setup();
+        fs::write(t.0.join("root/with space.txt"), "spaced").unwrap();
+        fs::write(t.0.join("root/caf\u{e9}.txt"), "utf8").unwrap();
+        assert_eq!(get(&root, "/with%20space.txt").body, b"spaced");
+        assert_eq!(get(&root, "/caf%C3%A9.txt").body, b"utf8");
+        // an encoded slash never becomes a separator
+        assert_eq!(get(&root, "/sub%2Findex.html").status, 403);
+    }
+
+    #[test]
     fn traversal_refused() {
         let (_t, root) = setup();
         for t in [
@@ -355,6 +570,8 @@ mod tests {
             "/..\\outside.txt",
             "/..%5Coutside.txt",
             "/.secret",
+            "/%2esecret",
+            "/sub/%2e%2e/%2e%2e/outside.txt",
         ] {
             let r = get(&root, t);
             assert!(r.status == 403 || r.status == 404, "{} -> {}", t, r.status);
@@ -393,6 +610,17 @@ mod tests {
         assert_eq!(get(&root, "/inside.js").status, 200);
     }
 
+    #[cfg(unix)]
+    #[test]
+    fn fifo_not_opened() {
+        let (_t, root) = setup();
+        let fifo = std::ffi::CString::new(root.join("pipe.txt").into_os_string().into_encoded_bytes()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+        // would block forever if opened for reading without O_NONBLOCK
+        assert_eq!(get(&root, "/pipe.txt").status, 404);
+        assert_eq!(open_regular(&root.join("pipe.txt")).err().map(|r| r.0), Some(404));
+    }
+
     #[test]
     fn head_has_no_body() {
         let (_t, root) = setup();
@@ -400,10 +628,14 @@ mod tests {
         let h = respond(&root, "HEAD", "/index.html", 1 << 20);
         assert_eq!(h.status, 200);
         assert!(h.body.is_empty());
-        assert_eq!(h.head, g.head);
+        assert_eq!(head_without_date(&h), head_without_date(&g));
+        assert!(head_str(&h).contains("Content-Length: 11\r\n"));
         let e = respond(&root, "HEAD", "/missing", 1 << 20);
         assert_eq!(e.status, 404);
         assert!(e.body.is_empty());
+        // HEAD on the streaming path keeps no file open
+        let s = serve(&root, &StaticRequest::new("HEAD", "/index.html"), 1 << 20);
+        assert!(matches!(s.body, Body::Bytes(ref b) if b.is_empty()));
     }
 
     #[test]
@@ -415,6 +647,112 @@ mod tests {
         assert_eq!(respond(&root, "get", "/", 1 << 20).status, 405);
         assert_eq!(respond(&root, "GET", "/index.html", 5).status, 403);
         assert_eq!(respond(&root, "GET", "/index.html", 11).status, 200);
+    }
+
+    #[test]
+    fn validators_and_not_modified() {
+        let (t, root) = setup();
+        let r = get(&root, "/index.html");
+        let etag = header(&r, "ETag").expect("ETag");
+        assert!(etag.starts_with('"') && etag.ends_with('"') && etag.len() > 2, "{etag}");
+        let last_modified = header(&r, "Last-Modified").expect("Last-Modified");
+        assert!(last_modified.ends_with(" GMT"), "{last_modified}");
+        assert!(httpdate::parse_http_date(&header(&r, "Date").unwrap()).is_ok());
+        assert_eq!(header(&r, "Cache-Control").as_deref(), Some("no-cache"));
+
+        // If-None-Match: exact, in a list, weak form, "*" -> 304 with no body and no Content-Length
+        for inm in [etag.clone(), format!("\"nope\", {etag}"), format!("W/{etag}"), "*".to_owned()] {
+            let c = conditional(&root, "GET", "/index.html", &[("If-None-Match", &inm)]);
+            assert_eq!(c.status, 304, "{inm}");
+            assert!(c.body.is_empty());
+            assert!(head_str(&c).starts_with("HTTP/1.1 304 Not Modified\r\n"));
+            assert_eq!(header(&c, "ETag").as_deref(), Some(etag.as_str()));
+            assert!(header(&c, "Content-Length").is_none());
+            let h = conditional(&root, "HEAD", "/index.html", &[("if-none-match", &inm)]);
+            assert_eq!(h.status, 304);
+        }
+        // a different tag -> 200; If-None-Match wins over a matching If-Modified-Since
+        let c = conditional(&root, "GET", "/index.html", &[("If-None-Match", "\"other\""), ("If-Modified-Since", &last_modified)]);
+        assert_eq!((c.status, c.body.as_slice()), (200, &b"<h1>hi</h1>"[..]));
+
+        // If-Modified-Since: same date or later -> 304; earlier, malformed or repeated -> 200
+        assert_eq!(conditional(&root, "GET", "/index.html", &[("If-Modified-Since", &last_modified)]).status, 304);
+        let later = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(3600));
+        assert_eq!(conditional(&root, "GET", "/index.html", &[("If-Modified-Since", &later)]).status, 304);
+        let earlier = httpdate::fmt_http_date(httpdate::parse_http_date(&last_modified).unwrap() - Duration::from_secs(1));
+        assert_eq!(conditional(&root, "GET", "/index.html", &[("If-Modified-Since", &earlier)]).status, 200);
+        assert_eq!(conditional(&root, "GET", "/index.html", &[("If-Modified-Since", "yesterday")]).status, 200);
+        let twice = [("If-Modified-Since", last_modified.as_str()), ("If-Modified-Since", last_modified.as_str())];
+        assert_eq!(conditional(&root, "GET", "/index.html", &twice).status, 200);
+        // the other date formats of RFC 9110 parse too (RFC 850 and asctime)
+        assert_eq!(
+            conditional(&root, "GET", "/index.html", &[("If-Modified-Since", "Sunday, 06-Nov-44 08:49:37 GMT")]).status,
+            304
+        );
+        assert_eq!(conditional(&root, "GET", "/index.html", &[("If-Modified-Since", "Sun Nov  6 08:49:37 2044")]).status, 304);
+
+        // changing the file changes the ETag; the old one no longer matches
+        fs::write(t.0.join("root/index.html"), "<h1>changed</h1>").unwrap();
+        let c = conditional(&root, "GET", "/index.html", &[("If-None-Match", &etag)]);
+        assert_eq!(c.status, 200);
+        assert_ne!(header(&c, "ETag").unwrap(), etag);
+        assert_eq!(c.body, b"<h1>changed</h1>");
+        // errors are not conditional
+        assert_eq!(conditional(&root, "GET", "/missing", &[("If-None-Match", "*")]).status, 404);
+    }
+
+    #[test]
+    fn ranges_not_supported() {
+        let (_t, root) = setup();
+        let r = conditional(&root, "GET", "/app.js", &[("Range", "bytes=0-3")]);
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body, b"console.log(1)");
+        assert_eq!(header(&r, "Accept-Ranges").as_deref(), Some("none"));
+        assert!(header(&r, "Content-Range").is_none());
+    }
+
+    #[test]
+    fn file_body_in_chunks() {
+        let (t, root) = setup();
+        let big: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        fs::write(t.0.join("root/big.bin"), &big).unwrap();
+        let mut r = serve(&root, &StaticRequest::new("GET", "/big.bin"), 1 << 20);
+        assert_eq!(r.status, 200);
+        assert!(head_str(&r).contains("Content-Length: 100000\r\n"));
+        assert!(matches!(r.body, Body::File { remaining: 100_000, .. }));
+        let mut got = Vec::new();
+        let mut chunks = 0;
+        while let Some(chunk) = r.next_chunk(16 * 1024).unwrap() {
+            assert!(!chunk.is_empty() && chunk.len() <= 16 * 1024);
+            got.extend_from_slice(&chunk);
+            chunks += 1;
+        }
+        assert_eq!(got, big);
+        assert!(chunks >= 7, "{chunks}");
+        assert!(r.body.is_empty());
+        assert!(r.next_chunk(16).unwrap().is_none());
+
+        // a file that shrinks after the head was made: an error, not a short body
+        let mut r = serve(&root, &StaticRequest::new("GET", "/big.bin"), 1 << 20);
+        fs::write(t.0.join("root/big.bin"), b"tiny").unwrap();
+        assert_eq!(r.next_chunk(1 << 20).unwrap().unwrap().as_ref(), b"tiny");
+        assert_eq!(r.next_chunk(1 << 20).unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
+        // ... which the buffering compatibility path turns into a 500
+        fs::write(t.0.join("root/big.bin"), &big).unwrap();
+        let r = serve(&root, &StaticRequest::new("GET", "/big.bin"), 1 << 20);
+        fs::write(t.0.join("root/big.bin"), b"tiny").unwrap();
+        assert_eq!(r.into_buffered().status, 500);
+        // a file that grows: only the announced length is sent
+        let r = serve(&root, &StaticRequest::new("GET", "/nodir/a.txt"), 1 << 20);
+        fs::write(t.0.join("root/nodir/a.txt"), "abcdef").unwrap();
+        assert_eq!(r.body.read_all().unwrap(), b"a");
+
+        // in-memory bodies chunk the same way
+        let mut b = Body::from(b"hello".to_vec());
+        assert_eq!(b.next_chunk(2).unwrap().unwrap().as_ref(), b"he");
+        assert_eq!(b.len(), 3);
+        assert_eq!(b.next_chunk(0).unwrap().unwrap().as_ref(), b"l");
+        assert_eq!(b.read_all().unwrap(), b"lo");
     }
 
     #[test]
@@ -432,5 +770,7 @@ mod tests {
         assert!(head_str(&e).starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"));
         assert!(head_str(&e).contains("Content-Length: 7\r\n"));
         assert_eq!(e.body, b"too big");
+        assert!(head_str(&error_response(503, "x")).starts_with("HTTP/1.1 503 Service Unavailable\r\n"));
+        assert!(head_str(&error_response(599, "x")).starts_with("HTTP/1.1 599 Unknown\r\n"));
     }
 }

@@ -32,7 +32,12 @@ pub enum RequestHead {
     /// A WebSocket upgrade; `consumed` bytes belong to the request head (more may follow).
     Upgrade { request: UpgradeRequest, consumed: usize },
     /// An ordinary HTTP request (no `Upgrade: websocket`).
-    Http { method: String, target: String },
+    Http {
+        method: String,
+        target: String,
+        /// `If-None-Match` / `If-Modified-Since` headers (name, value), for 304 answers.
+        conditional: Vec<(String, String)>,
+    },
     /// Refuse with this status (and `Sec-WebSocket-Version: 13` when it is 426).
     Refuse { status: u16, reason: &'static str },
 }
@@ -69,7 +74,13 @@ pub fn parse_request(buf: &[u8], max_header_bytes: usize) -> RequestHead {
             .any(|t| t.trim().eq_ignore_ascii_case(token))
     };
     if !has_token("Upgrade", "websocket") {
-        return RequestHead::Http { method, target };
+        let conditional = req
+            .headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case("if-none-match") || h.name.eq_ignore_ascii_case("if-modified-since"))
+            .filter_map(|h| Some((h.name.to_owned(), std::str::from_utf8(h.value).ok()?.to_owned())))
+            .collect();
+        return RequestHead::Http { method, target, conditional };
     }
     if method != "GET" || req.version != Some(1) {
         return RequestHead::Refuse { status: 400, reason: "WebSocket upgrade must be GET over HTTP/1.1" };
@@ -182,7 +193,7 @@ mod tests {
         assert!(matches!(parse_request(GOOD.as_bytes(), 64), RequestHead::Refuse { status: 431, .. }));
         assert!(matches!(parse_request(&[b'a'; 100], 64), RequestHead::Refuse { status: 431, .. }));
         let plain = parse_request(b"GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n", 8192);
-        assert_eq!(plain, RequestHead::Http { method: "GET".into(), target: "/index.html".into() });
+        assert_eq!(plain, RequestHead::Http { method: "GET".into(), target: "/index.html".into(), conditional: vec![] });
     }
 
     #[test]

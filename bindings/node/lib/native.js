@@ -8,22 +8,44 @@ const koffi = require('koffi');
 const LIB_NAME = process.platform === 'win32' ? 'wsembed.dll'
   : process.platform === 'darwin' ? 'libwsembed.dylib' : 'libwsembed.so';
 
-// <repo>/bindings/node/lib -> <repo>
+const PKG_ROOT = path.resolve(__dirname, '..');
+// A package made by `npm pack` carries the engine's Rust sources in rust/; scripts/install.js
+// builds them at `npm install` time and puts the library in build/.
+const BUNDLED_SOURCES = path.join(PKG_ROOT, 'rust');
+const BUNDLED_LIBRARY = path.join(PKG_ROOT, 'build', LIB_NAME);
+// In a wsembed checkout: <repo>/bindings/node/lib -> <repo>, and `cargo build --release` there.
 const REPO_ROOT = path.resolve(__dirname, '..', '..', '..');
 const DEFAULT_LIBRARY = path.join(REPO_ROOT, 'target', 'release', LIB_NAME);
-// Written by scripts/find-library.js at `npm install` time (when the library was found then).
+const IN_CHECKOUT = !fs.existsSync(path.join(BUNDLED_SOURCES, 'Cargo.toml')) && isWsembedCrate(REPO_ROOT);
+// Written by scripts/install.js at `npm install` time.
 const RECORDED = path.join(__dirname, '..', 'wsembed-library.json');
+
+function isWsembedCrate(dir) {
+  try {
+    return /^name = "wsembed"$/m.test(fs.readFileSync(path.join(dir, 'Cargo.toml'), 'utf8'));
+  } catch (_) {
+    return false;
+  }
+}
 
 /** Candidate library paths, most preferred first: [{path, from}] */
 function candidates() {
   const list = [];
   if (process.env.WSEMBED_LIBRARY) list.push({ path: path.resolve(process.env.WSEMBED_LIBRARY), from: 'WSEMBED_LIBRARY' });
-  list.push({ path: DEFAULT_LIBRARY, from: 'cargo build --release' });
+  list.push({ path: BUNDLED_LIBRARY, from: 'built at npm install' });
+  if (IN_CHECKOUT) list.push({ path: DEFAULT_LIBRARY, from: 'cargo build --release' });
   try {
     const rec = JSON.parse(fs.readFileSync(RECORDED, 'utf8'));
     if (rec && typeof rec.library === 'string') list.push({ path: rec.library, from: 'recorded at npm install' });
   } catch (_) { /* nothing recorded */ }
   return list;
+}
+
+/** What to do when the library is missing or broken. */
+function howToFix() {
+  return IN_CHECKOUT
+    ? `Run \`cargo build --release\` at the root of the wsembed repository (${REPO_ROOT}), or set WSEMBED_LIBRARY=/path/to/${LIB_NAME}.`
+    : `Reinstall the package with Rust's cargo on PATH (\`npm rebuild wsembed\` builds it again), or set WSEMBED_LIBRARY=/path/to/${LIB_NAME}.`;
 }
 
 function findLibrary() {
@@ -39,9 +61,7 @@ function findLibrary() {
     return p;
   }
   for (const c of list) if (fs.existsSync(c.path)) return c.path;
-  throw new Error(`wsembed: the native library ${LIB_NAME} was not found (looked in ${list.map((c) => c.path).join(', ')}). ` +
-    `Run \`cargo build --release\` at the root of the wsembed repository (${REPO_ROOT}), ` +
-    `or set WSEMBED_LIBRARY=/path/to/${LIB_NAME}.`);
+  throw new Error(`wsembed: the native library ${LIB_NAME} was not found (looked in ${list.map((c) => c.path).join(', ')}). ${howToFix()}`);
 }
 
 let cached = null;
@@ -54,14 +74,17 @@ const STATS_FIELDS = [
 ];
 
 function load() {
-  if (cached) return cached;
-  const libraryPath = findLibrary();
+  if (!cached) cached = loadFrom(findLibrary());
+  return cached;
+}
+
+/** Loads the library at libraryPath and declares its functions (not cached). */
+function loadFrom(libraryPath) {
   let lib;
   try {
     lib = koffi.load(libraryPath);
   } catch (e) {
-    throw new Error(`wsembed: could not load ${libraryPath}: ${e.message}. ` +
-      'Rebuild it with `cargo build --release` or point WSEMBED_LIBRARY at a working build.');
+    throw new Error(`wsembed: could not load ${libraryPath}: ${e.message}. ${howToFix()}`);
   }
 
   // Types are registered once per process in koffi; reuse them if another copy declared them.
@@ -141,8 +164,10 @@ function load() {
   f.address_of = addressOf;
   f.copy_to = copyTo;
 
-  cached = { koffi, lib, libraryPath, f, Event, Header, Stats, STATS_SIZE: koffi.sizeof(Stats), EVENT_SIZE: koffi.sizeof(Event), HEADER_SIZE: koffi.sizeof(Header) };
-  return cached;
+  return { koffi, lib, libraryPath, f, Event, Header, Stats, STATS_SIZE: koffi.sizeof(Stats), EVENT_SIZE: koffi.sizeof(Event), HEADER_SIZE: koffi.sizeof(Header) };
 }
 
-module.exports = { load, STATS_FIELDS, findLibrary, candidates, DEFAULT_LIBRARY, LIB_NAME, REPO_ROOT, RECORDED };
+module.exports = {
+  load, loadFrom, STATS_FIELDS, findLibrary, candidates, DEFAULT_LIBRARY, LIB_NAME, REPO_ROOT, RECORDED,
+  BUNDLED_SOURCES, BUNDLED_LIBRARY, IN_CHECKOUT,
+};

@@ -421,7 +421,7 @@ fn plain_http_is_served_and_bad_requests_refused() {
     let mut h = Harness::new(ServerConfig::default());
     h.bytes(b"GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n", 0);
     let (_, actions) = h.take();
-    assert!(matches!(&actions[1], Action::ServeHttp { method, target } if method == "GET" && target == "/index.html"));
+    assert!(matches!(&actions[1], Action::ServeHttp { method, target, .. } if method == "GET" && target == "/index.html"));
     assert!(has(&actions, &Action::ShutdownWrite));
     let mut h = Harness::new(ServerConfig::default());
     h.bytes(b"GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n", 0);
