@@ -7,7 +7,7 @@
 #   c-asan        make -C tests/c asan
 #   cpp           make -C examples/cpp; make -C tests/cpp run (the C++ wrapper's API test and the
 #                 C++ chat/game servers as black boxes, all under ASan/UBSan)
-#   conformance   Autobahn cases 1.*-10.* (kosoku) against examples/c/build/echo_server
+#   conformance   Autobahn (kosoku): server and client 1.*-10.*, permessage-deflate subsets
 #   python        pip install ./bindings/python (+ test deps) into a venv, pytest bindings/python/tests
 #   node          npm install && npm test in bindings/node
 #   fuzz          a short cargo-fuzz smoke run of each target (FUZZ_SECONDS, default 20)
@@ -106,13 +106,22 @@ else
 fi
 
 # ---- 3. Conformance ----------------------------------------------------------------------------------
-begin conformance "Autobahn cases 1.*-10.* (kosoku) against examples/c/build/echo_server"
+begin conformance "Autobahn (kosoku): server 1.*-10.*, client 1.*-10.*, permessage-deflate subsets both modes"
 if [ ! -f examples/c/Makefile ]; then
   skip "examples/c (no echo server)"
 elif [ ! -x tests/conformance/echo_conformance.sh ]; then
   skip "tests/conformance/echo_conformance.sh"
 else
   tests/conformance/echo_conformance.sh examples/c/build/echo_server
+  # The client side: kosoku's fuzzingserver against examples/c/build/autobahn_client.
+  tests/conformance/client_conformance.sh examples/c/build/autobahn_client
+  # permessage-deflate: 12.1.* (shared contexts) and 13.1.* (dedicated, context takeover),
+  # without x.1.1/x.1.2, which kosoku 0.1.0 itself fails on ("Strings must be encoded before
+  # hashing"); the full 12.*/13.* run is the reference suite's (see README, Conformance).
+  KOSOKU_CASES=$(seq -s, -f '12.1.%g' 3 18) CONFORMANCE_OUT=target/conformance/kosoku-deflate-shared \
+    tests/conformance/echo_conformance.sh examples/c/build/echo_server --deflate shared
+  KOSOKU_CASES=$(seq -s, -f '13.1.%g' 3 18) CONFORMANCE_OUT=target/conformance/kosoku-deflate-dedicated \
+    tests/conformance/echo_conformance.sh examples/c/build/echo_server --deflate dedicated
   ok
 fi
 
