@@ -130,6 +130,8 @@ int main(int argc, char **argv) {
     if (rc == WSEMBED_OK && tls_cert) rc = wsembed_config_set(config, "tls_cert_file", tls_cert);
     if (rc == WSEMBED_OK && tls_key) rc = wsembed_config_set(config, "tls_key_file", tls_key);
     if (rc == WSEMBED_OK && redis) rc = wsembed_config_set(config, "redis_url", redis);
+    /* Every browser offers permessage-deflate; shared contexts cost an idle tab nothing. */
+    if (rc == WSEMBED_OK) rc = wsembed_config_set(config, "compression", "shared");
     if (rc != WSEMBED_OK) {
         fail("config", rc);
         wsembed_config_free(config);

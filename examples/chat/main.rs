@@ -30,6 +30,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     config.static_dir = Some(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/chat").into());
     config.max_message_size = 64 * 1024;
+    // Every browser offers permessage-deflate; shared contexts cost an idle tab nothing.
+    config.compression = wsembed::config::CompressionMode::Shared;
     let tls = config.tls.is_some();
     let server = Server::start(config)?;
     let port = server.local_addr().port();
