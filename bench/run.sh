@@ -49,6 +49,7 @@
 #   REPEAT                 1                   echo/broadcast measurements per server (same process);
 #                                              the table keeps the best: use 3 on a noisy machine
 #   SERVER_CPU LOADGEN_CPU 1 0                 taskset CPUs (no pinning if taskset/2 CPUs absent)
+#   PIN                    1                   0: no pinning at all (the unpinned figures)
 #   ONLY                   (all)               comma list of server keys: raw,wsembed-c,wsembed-py,
 #                                              wsembed-node,ws,websockets,tokio-tungstenite, and
 #                                              `game` for the game section (e.g. --only raw,game)
@@ -114,7 +115,9 @@ if [ "$NOFILE" != unlimited ] && [ "$NOFILE" -lt "$NEED_FDS" ]; then
 fi
 
 PIN_SERVER=(); PIN_LOADGEN=()
-if command -v taskset >/dev/null 2>&1 && [ "$(nproc)" -ge 2 ]; then
+if [ "${PIN:-1}" = 0 ]; then
+    PINNING="unpinned (PIN=0)"
+elif command -v taskset >/dev/null 2>&1 && [ "$(nproc)" -ge 2 ]; then
     PIN_SERVER=(taskset -c "$SERVER_CPU"); PIN_LOADGEN=(taskset -c "$LOADGEN_CPU")
     PINNING="server on CPU $SERVER_CPU, loadgen on CPU $LOADGEN_CPU"
 else
@@ -177,6 +180,8 @@ export PYTHONPATH="$ROOT/bindings/python:$ROOT/bindings/python/src${PYTHONPATH:+
 SERVERS=(
     "raw|raw TCP epoll (baseline)|baseline|$BENCH/peers/build/raw_epoll_echo|$BENCH/peers/build/raw_epoll_echo"
     "wsembed-c|wsembed (C echo_server)|wsembed|$ROOT/examples/c/build/echo_server|$ROOT/examples/c/build/echo_server"
+    "wsembed-c-inline|wsembed (C, host-driven --inline)|wsembed|$ROOT/examples/c/build/echo_server|$ROOT/examples/c/build/echo_server --inline"
+    "wsembed-c-threads2|wsembed (C, --threads 2)|wsembed|$ROOT/examples/c/build/echo_server|$ROOT/examples/c/build/echo_server --threads 2"
     "wsembed-py|wsembed (Python)|wsembed|$ROOT/bindings/python/examples/echo_server.py|$VPY $ROOT/bindings/python/examples/echo_server.py"
     "wsembed-node|wsembed (Node)|wsembed|$ROOT/bindings/node/examples/echo_server.js|node $ROOT/bindings/node/examples/echo_server.js"
     "ws|ws (Node)|peer|$BENCH/peers/ws_echo.js|node $BENCH/peers/ws_echo.js"

@@ -485,7 +485,12 @@ impl Shared {
             return false;
         }
         for port in &self.loops {
-            let _ = port.commands.send(Command::Stop { deadline });
+            let stop = Command::Stop { deadline };
+            // Charged like any command: the loop subtracts its cost when it takes it.
+            self.command_bytes.fetch_add(command_cost(&stop), Ordering::AcqRel);
+            if port.commands.send(stop).is_err() {
+                self.command_bytes.fetch_sub(command_cost(&Command::Stop { deadline }), Ordering::AcqRel);
+            }
             let _ = port.waker.wake();
         }
         true
