@@ -16,8 +16,8 @@ function main() {
     return;
   }
   try {
-    const { f } = native.load();
-    console.log(`wsembed: using ${libraryPath} (wsembed ${f.version()})`);
+    const { version } = native.load();
+    console.log(`wsembed: using ${libraryPath} (wsembed ${version})`);
   } catch (e) {
     console.warn(`wsembed: warning: ${e.message}`);
     return;

@@ -182,8 +182,11 @@ test('close codes and reasons in both directions, readyState', async () => {
   got = once(wss, 'connection');
   const c = await connect(wss);
   [s] = await got;
-  assert.throws(() => s.close(1005), TypeError);
-  assert.throws(() => s.close(1000, 'x'.repeat(124)), RangeError);
+  // The engine checks code and reason; its refusal is a TypeError with its message.
+  assert.throws(() => s.close(1005), (e) => e instanceof TypeError && e.code === 'WSEMBED_ERR_INVALID_ARGUMENT' && /1005/.test(e.message));
+  assert.throws(() => s.close(1000, 'x'.repeat(124)), (e) => e instanceof TypeError && /123/.test(e.message));
+  assert.throws(() => s.close(70000), TypeError); // does not fit uint16_t
+  assert.equal(s.readyState, WebSocket.OPEN); // a refused close changes nothing
   const closed3 = once(s, 'close');
   c.close();
   assert.equal((await closed3)[0], 1005);
@@ -292,21 +295,52 @@ test('many messages in both directions keep their order', async () => {
   await closeServer(wss);
 });
 
-test('small backpressure limit: sends queue in JS and drain in order', async () => {
-  const wss = await startServer({ maxBufferedBytes: 64 * 1024 });
+test('small backpressure limit: the JS send queue is bounded by maxBufferedBytes; drain-paced sends all arrive', async () => {
+  const limit = 64 * 1024;
+  const wss = await startServer({ maxBufferedBytes: limit });
   const got = once(wss, 'connection');
   const c = await connect(wss);
   const [s] = await got;
   c.pause(); // stop reading so the server's queue fills
   const chunk = Buffer.alloc(32 * 1024, 1);
   const N = 200; // 6.4 MiB total, far over the limit
-  let acked = 0;
-  for (let i = 0; i < N; i++) { chunk[0] = i & 0xff; s.send(Buffer.from(chunk), () => { acked++; }); }
-  assert.ok(s.bufferedAmount > 64 * 1024, `bufferedAmount ${s.bufferedAmount}`);
+  const results = new Array(N).fill(undefined);
+  let maxBuffered = 0;
+  for (let i = 0; i < N; i++) {
+    chunk[0] = i & 0xff;
+    s.send(chunk, (err) => { results[i] = err || 'ok'; }); // the caller may reuse its buffer
+    maxBuffered = Math.max(maxBuffered, s.bufferedAmount);
+  }
+  await waitFor(() => results.every((r) => r !== undefined), 5000, 'send callbacks');
+  const refused = results.filter((r) => r !== 'ok');
+  assert.ok(refused.length > 0, 'some sends must be refused');
+  for (const err of refused) assert.equal(err.code, 'WSEMBED_ERR_WOULD_BLOCK');
+  assert.equal(s.droppedMessages, refused.length);
+  assert.equal(wss.droppedSends, refused.length);
+  // Engine queue (limit + one message) + JS queue (limit + one message), plus what the
+  // kernel took: bounded, never the 6.4 MiB sent.
+  assert.ok(maxBuffered <= 2 * limit + 2 * chunk.length + 1024, `bufferedAmount reached ${maxBuffered}`);
   c.resume();
-  await waitFor(() => c.received.length === N, 20000, 'every chunk');
+  const accepted = results.map((r, i) => (r === 'ok' ? i & 0xff : -1)).filter((i) => i >= 0);
+  await waitFor(() => c.received.length === accepted.length, 20000, 'every accepted chunk');
+  assert.deepEqual(c.received.map((m) => m.data[0]), accepted);
+
+  // A sender that waits for 'drain' when bufferedAmount is high loses nothing. Past
+  // limit + 2 small messages the engine must have refused one (its queue holds at most the
+  // limit and one message), so the JS queue holds it and a 'drain' is sure to follow.
+  c.received.length = 0;
+  c.pause();
+  let sent = 0;
+  const small = Buffer.alloc(8 * 1024, 2);
+  const pump = () => {
+    while (sent < N && s.bufferedAmount < limit + 2 * small.length) { small[0] = sent & 0xff; s.send(small); sent++; }
+  };
+  s.on('drain', pump);
+  pump();
+  c.resume();
+  await waitFor(() => c.received.length === N, 20000, 'every paced chunk');
   c.received.forEach((m, i) => assert.equal(m.data[0], i & 0xff));
-  await waitFor(() => acked === N, 5000, 'send callbacks');
+  assert.equal(s.droppedMessages, refused.length);
   c.close();
   await c.closed;
   await closeServer(wss);
