@@ -128,6 +128,9 @@ function load() {
   }
   f.address_of = addressOf;
   f.copy_to = copyTo;
+  // glibc's malloc_trim, if there is one: gives freed memory back to the OS (see
+  // websocket-server.js, after connections close).
+  try { f.malloc_trim = lib.func('malloc_trim', 'int', ['size_t']); } catch (_) { f.malloc_trim = null; }
 
   // Byte offsets of the event fields the pump reads through a DataView, from koffi's layout of
   // the generated struct (so a reordered or widened field moves with the header).

@@ -25,6 +25,26 @@ function installExitHook() {
   });
 }
 
+// After connections close, what their queues held (up to maxBufferedBytes each, in the engine
+// thread's malloc arena, and the payload Buffers V8 freed in the main one) is free but still
+// resident: glibc keeps freed memory in its arenas. Once the connections are gone, give it back
+// with malloc_trim(0): at most once a second, and only when the process grew by 32 MiB or more
+// since the last trim (so a server with ordinary churn does not pay for it).
+const TRIM_GROWTH = 32 << 20;
+let trimTimer = null;
+let rssAfterTrim = 0;
+function scheduleTrim() {
+  const { f } = native.load();
+  if (f.malloc_trim === null || trimTimer !== null) return;
+  trimTimer = setTimeout(() => {
+    trimTimer = null;
+    if (process.memoryUsage.rss() < rssAfterTrim + TRIM_GROWTH) return;
+    f.malloc_trim(0);
+    rssAfterTrim = process.memoryUsage.rss();
+  }, 1000);
+  trimTimer.unref();
+}
+
 function splitPeer(peer) {
   if (!peer) return { address: undefined, port: undefined, family: undefined };
   const i = peer.lastIndexOf(':');
@@ -72,14 +92,24 @@ class Handshake {
   accept(protocol) {
     if (this.answered) return false;
     this.answered = true;
-    return this._server._answer(this._conn, true, protocol);
+    try {
+      return this._server._answer(this._conn, true, protocol);
+    } catch (e) {
+      this.answered = false; // refused by the engine (a bad argument): still pending
+      throw e;
+    }
   }
 
   /** Refuses the upgrade with HTTP `status` (400-599, default 401; checked by the engine) and a short text body. */
   reject(status = 401, body) {
     if (this.answered) return false;
     this.answered = true;
-    return this._server._answer(this._conn, false, null, status, body);
+    try {
+      return this._server._answer(this._conn, false, null, status, body);
+    } catch (e) {
+      this.answered = false; // refused by the engine (a bad status or body): still pending
+      throw e;
+    }
   }
 }
 
@@ -108,7 +138,9 @@ class WebSocketServer extends EventEmitter {
     this._handle = null;
     this._handleAddr = 0; // the same pointer as a number, for the hot calls
     this._sockets = new Map(); // conn id -> WebSocket, until its CLOSE
-    this._requests = new Map(); // conn id -> request of an accepted handshake, until its OPEN
+    this._requests = new Map(); // conn id -> request of a handshake, until its OPEN (or its end)
+    this._requestTimes = new Map(); // conn id -> when its HANDSHAKE came (to forget abandoned ones)
+    this._lastSweep = 0;
     this.clients = options.clientTracking ? new Set() : undefined;
     this._path = options.path;
     this._verifyClient = options.verifyClient || null;
@@ -128,8 +160,7 @@ class WebSocketServer extends EventEmitter {
     if (this._verifyClient || this._handleProtocols) values.approve_handshakes = '1';
     this._approving = ['1', 'true'].includes(values.approve_handshakes);
     if (values.host === 'localhost') values.host = '127.0.0.1';
-    // The JS send queue of each socket is bounded like the engine's (see lib/websocket.js).
-    this._queueLimit = Number(values.max_buffered_bytes ?? engineDefault('max_buffered_bytes'));
+    this._approvalTimeout = Number(values.approval_timeout_ms ?? engineDefault('approval_timeout_ms'));
 
     const cfg = [null];
     let rc = f.wsembed_config_new(cfg);
@@ -181,7 +212,7 @@ class WebSocketServer extends EventEmitter {
   /** The bound port (useful with port 0). */
   get port() { return this._port; }
 
-  /** Sends refused because a socket's JS send queue was full (see lib/websocket.js). */
+  /** Sends refused with WOULD_BLOCK, over every socket (see lib/websocket.js). */
   get droppedSends() { return this._droppedSends; }
 
   /**
@@ -314,7 +345,7 @@ class WebSocketServer extends EventEmitter {
 
   _onDrain(conn) {
     const s = this._sockets.get(conn);
-    if (s !== undefined) { s._flush(); if (s._queue.length === 0) s.emit('drain'); }
+    if (s !== undefined && s._readyState !== CLOSED) s.emit('drain');
   }
 
   _onPing(conn, data) {
@@ -341,7 +372,9 @@ class WebSocketServer extends EventEmitter {
   _onHandshake(conn, ev) {
     const request = this._makeRequest(ev);
     const hs = new Handshake(this, conn, request, new Set(ev.protocols));
+    this._sweepRequests();
     this._requests.set(conn, request);
+    this._requestTimes.set(conn, Date.now());
     if (!this.shouldHandle(request)) {
       hs.reject(400, 'Bad Request');
       return;
@@ -372,6 +405,20 @@ class WebSocketServer extends EventEmitter {
     this._acceptWithProtocols(hs);
   }
 
+  // A handshake the engine refused by itself (approvalTimeoutMs, the client left) ends without
+  // an event: forget its request once it is well past the approval timeout.
+  _sweepRequests() {
+    const now = Date.now();
+    if (now - this._lastSweep < 1000) return;
+    this._lastSweep = now;
+    const horizon = now - 2 * this._approvalTimeout - 1000;
+    for (const [conn, at] of this._requestTimes) {
+      if (at > horizon) break; // in arrival order
+      this._requestTimes.delete(conn);
+      this._requests.delete(conn);
+    }
+  }
+
   _acceptWithProtocols(hs) {
     if (hs.answered) return;
     let protocol;
@@ -389,23 +436,23 @@ class WebSocketServer extends EventEmitter {
   // Answers a HANDSHAKE. False when it could not be delivered (already answered, timed out, or
   // the server is closing). The engine checks the status and the body's length.
   _answer(conn, ok, protocol, status, body) {
-    if (!ok) this._requests.delete(conn);
-    if (this._handle === null || this._state !== 'running') { this._requests.delete(conn); return false; }
+    if (this._handle === null || this._state !== 'running') { this._forgetRequest(conn); return false; }
     const { f } = native.load();
     let rc;
     if (ok) {
       rc = f.wsembed_server_accept(this._handle, conn, protocol === undefined || protocol === null ? null : String(protocol));
     } else {
       if (!Number.isInteger(status) || status < 0 || status > 0xffff) {
-        this._requests.delete(conn);
         throw new TypeError(`wsembed: reject: HTTP status ${status} does not fit uint16_t`);
       }
       const text = body === undefined || body === null ? (http.STATUS_CODES[status] || '') : String(body);
       rc = f.wsembed_server_reject(this._handle, conn, status, text);
     }
-    if (rc === RESULT.OK) return true;
-    this._requests.delete(conn);
-    if (rc === RESULT.NO_SUCH_CONNECTION || rc === RESULT.STOPPED) return false;
+    if (rc === RESULT.OK) {
+      if (!ok) this._forgetRequest(conn);
+      return true;
+    }
+    if (rc === RESULT.NO_SUCH_CONNECTION || rc === RESULT.STOPPED) { this._forgetRequest(conn); return false; }
     throw failure(rc, ok ? 'accept' : 'reject');
   }
 
@@ -416,6 +463,7 @@ class WebSocketServer extends EventEmitter {
     socket._readyState = OPEN;
     socket.protocol = ev.protocol || '';
     let request = this._requests.get(conn);
+    this._requestTimes.delete(conn);
     if (request !== undefined) {
       this._requests.delete(conn);
     } else {
@@ -434,12 +482,18 @@ class WebSocketServer extends EventEmitter {
     this.emit('connection', socket, request);
   }
 
-  _onClose(conn, code, reason) {
+  _forgetRequest(conn) {
     this._requests.delete(conn);
+    this._requestTimes.delete(conn);
+  }
+
+  _onClose(conn, code, reason) {
+    this._forgetRequest(conn);
     const s = this._sockets.get(conn);
     if (!s) return;
     this._sockets.delete(conn);
     if (this.clients) this.clients.delete(s);
+    scheduleTrim();
     s._closed(code, reason);
   }
 
@@ -472,6 +526,7 @@ class WebSocketServer extends EventEmitter {
     this._handle = null;
     this._handleAddr = 0;
     this._requests.clear();
+    this._requestTimes.clear();
     native.load().f.wsembed_server_free(handle);
     process.nextTick(() => {
       this.emit('close');

@@ -50,14 +50,14 @@ function notOpen(state) {
  * whatever you need on it (`socket.user = ...`); the server drops every reference to it after
  * its 'close' event.
  *
- * Sends and backpressure: a send the engine refuses because the connection's queue is over
- * `maxBufferedBytes` (WOULD_BLOCK, backpressure 'block') is kept here and sent after the
- * engine's DRAIN, as ws keeps what the socket has not taken (`bufferedAmount` counts both). This
- * JS queue is bounded too, by `maxBufferedBytes` (one message always fits): past it the message
- * is not queued, `cb` gets an Error with code 'WSEMBED_ERR_WOULD_BLOCK' (without a `cb` it is
- * dropped), and `droppedMessages` counts it. So one connection holds at most about twice
- * `maxBufferedBytes`, and everything is released after its 'close'. With backpressure 'close'
- * the engine closes the connection instead (1008, or `backpressureCloseCode`).
+ * Sends and backpressure: send() honours the engine's policy, like the C and Python hosts; no
+ * message is kept on the JS side. Past `maxBufferedBytes` (backpressure 'block') the engine
+ * refuses a send with WOULD_BLOCK: `cb` gets an Error with code 'WSEMBED_ERR_WOULD_BLOCK'
+ * (without a `cb` the message is dropped), `droppedMessages` counts it, and 'drain' follows once
+ * the queue fell below half the limit; send() returns false then. A sender that stops at a
+ * false return and resends on 'drain' loses nothing. With backpressure 'close' the engine closes
+ * the connection instead (1008, or `backpressureCloseCode`). So a slow reader costs at most
+ * `maxBufferedBytes`, and nothing of it is held after its 'close'.
  */
 class WebSocket extends EventEmitter {
   constructor(address) {
@@ -69,8 +69,6 @@ class WebSocket extends EventEmitter {
     this._server = null;
     this._conn = 0;
     this._readyState = CONNECTING;
-    this._queue = []; // messages refused with WOULD_BLOCK, sent on DRAIN
-    this._queuedBytes = 0;
     this._dropped = 0;
     this._topics = new Set();
     this._binaryType = 'nodebuffer';
@@ -90,18 +88,23 @@ class WebSocket extends EventEmitter {
   get id() { return this._conn; }
   /** Topics this socket is subscribed to. */
   get topics() { return new Set(this._topics); }
-  /** Messages refused because the JS send queue was full (see the class comment). */
+  /** Sends refused with WOULD_BLOCK (see the class comment). */
   get droppedMessages() { return this._dropped; }
 
-  /** Bytes queued for this socket and not yet written to its TCP socket (engine + JS queue). */
+  /** Bytes queued for this socket in the engine and not yet written to its TCP socket. */
   get bufferedAmount() {
-    if (this._readyState === CLOSED || !this._server || !this._server._handle) return this._queuedBytes;
+    if (this._readyState === CLOSED || !this._server || !this._server._handle) return 0;
     const { f } = native.load();
     const out = [0];
     const rc = f.wsembed_server_buffered_amount(this._server._handle, this._conn, out);
-    return (rc === RESULT.OK ? Number(out[0]) : 0) + this._queuedBytes;
+    return rc === RESULT.OK ? Number(out[0]) : 0;
   }
 
+  /**
+   * Queues one message in the engine. Returns true when queued, false when not (not open, or
+   * refused with WOULD_BLOCK: then `cb` gets the Error and 'drain' follows); ws returns nothing,
+   * so code written for ws is unaffected.
+   */
   send(data, options, cb) {
     if (typeof options === 'function') { cb = options; options = undefined; }
     // Fast paths (no intermediate objects): a string goes to the engine as is (koffi encodes it
@@ -117,57 +120,23 @@ class WebSocket extends EventEmitter {
     }
     if (this._readyState !== OPEN) {
       if (cb) process.nextTick(cb, notOpen(this._readyState));
-      return;
-    }
-    if (this._queue.length > 0) {
-      this._enqueue(kind, buf, cb);
-      return;
+      return false;
     }
     const rc = this._server._sendRaw(this._conn, kind, buf);
     if (rc === RESULT.OK) {
       if (cb) process.nextTick(cb);
-    } else if (rc === RESULT.WOULD_BLOCK) {
-      this._enqueue(kind, buf, cb);
-    } else {
-      const err = failure(rc, 'send');
-      if (cb) process.nextTick(cb, err);
-      else if (rc === RESULT.INVALID_UTF8 || rc === RESULT.INVALID_ARGUMENT) throw err;
+      return true;
     }
-  }
-
-  _enqueue(kind, buf, cb) {
-    const size = typeof buf === 'string' ? Buffer.byteLength(buf) : buf.length;
-    if (this._queue.length > 0 && this._queuedBytes + size > this._server._queueLimit) {
+    if (rc === RESULT.WOULD_BLOCK) {
       this._dropped++;
       this._server._droppedSends++;
-      if (cb) {
-        process.nextTick(cb, makeError(RESULT.WOULD_BLOCK, 'send',
-          `the engine's queue and the JS send queue (${this._server._queueLimit} bytes, maxBufferedBytes) are full; wait for 'drain'`));
-      }
-      return;
+      if (cb) process.nextTick(cb, failure(rc, 'send'));
+      return false;
     }
-    // The engine copies the data; keep our own copy since the caller may reuse its buffer.
-    const copy = Buffer.from(buf); // a string is encoded here
-    this._queue.push({ kind, buf: copy, cb });
-    this._queuedBytes += copy.length;
-  }
-
-  _flush() {
-    while (this._queue.length > 0 && this._readyState === OPEN) {
-      const m = this._queue[0];
-      const rc = this._server._sendRaw(this._conn, m.kind, m.buf);
-      if (rc === RESULT.WOULD_BLOCK) return;
-      this._queue.shift();
-      this._queuedBytes -= m.buf.length;
-      if (m.cb) process.nextTick(m.cb, rc === RESULT.OK ? undefined : makeError(rc, 'send'));
-    }
-  }
-
-  _failQueue() {
-    const err = new Error('WebSocket closed before the message was sent');
-    for (const m of this._queue) if (m.cb) process.nextTick(m.cb, err);
-    this._queue = [];
-    this._queuedBytes = 0;
+    const err = failure(rc, 'send');
+    if (cb) process.nextTick(cb, err);
+    else if (rc === RESULT.INVALID_UTF8 || rc === RESULT.INVALID_ARGUMENT) throw err;
+    return false;
   }
 
   /**
@@ -259,7 +228,6 @@ class WebSocket extends EventEmitter {
   // Called by the server with the connection's CLOSE: releases everything it holds.
   _closed(code, reason) {
     this._readyState = CLOSED;
-    this._failQueue();
     this._topics.clear();
     this.emit('close', code, reason);
     this._server = null;
