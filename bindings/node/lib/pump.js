@@ -41,7 +41,10 @@ function openEventFd(fd) {
 }
 
 const PTR_SIZE = 8; // checked in native.js
-const HAS_PAYLOAD = new Set([EVENT.TEXT, EVENT.BINARY, EVENT.CLOSE, EVENT.PING, EVENT.PONG]);
+// Event kinds whose data/len is a payload to copy (a lookup table by kind).
+const HAS_PAYLOAD = new Uint8Array(Math.max(...Object.values(EVENT)) + 1);
+for (const k of [EVENT.TEXT, EVENT.BINARY, EVENT.CLOSE, EVENT.PING, EVENT.PONG]) HAS_PAYLOAD[k] = 1;
+const hasPayload = (kind) => kind < HAS_PAYLOAD.length && HAS_PAYLOAD[kind] === 1;
 
 class Pump {
   /**
@@ -161,7 +164,7 @@ class Pump {
     if (copyTo !== null) {
       let total = 0;
       for (let i = 0, off = 0; i < count; i++, off += SIZE) {
-        if (HAS_PAYLOAD.has(dv.getUint32(off + OFF_KIND, true))) {
+        if (hasPayload(dv.getUint32(off + OFF_KIND, true))) {
           const len = readWord(dv, off + OFF_LEN);
           if (len <= SHARED_PAYLOAD_MAX) total += len;
         }
@@ -179,7 +182,7 @@ class Pump {
       const conn = hi < 0x200000 ? hi * 0x100000000 + dv.getUint32(off + OFF_CONN, true)
         : dv.getBigUint64(off + OFF_CONN, true);
       let data = null;
-      if (HAS_PAYLOAD.has(kind)) {
+      if (hasPayload(kind)) {
         const len = readWord(dv, off + OFF_LEN);
         if (len === 0) {
           data = Buffer.alloc(0);

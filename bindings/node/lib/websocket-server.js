@@ -10,6 +10,7 @@ const { Pump } = require('./pump');
 const { WebSocket, kInternal, encodeMessage, OPEN, CLOSED } = require('./websocket');
 
 const { RESULT, abi } = native;
+const F = native.load().f; // the hot calls
 
 // Live servers, stopped on process exit (1001 to their clients, engine thread joined).
 const liveServers = new Set();
@@ -305,9 +306,8 @@ class WebSocketServer extends EventEmitter {
   // for koffi than the pointer object.
   _sendRaw(conn, kind, buf) {
     if (this._handleAddr === 0) return RESULT.STOPPED;
-    const { f } = native.load();
-    if (typeof buf === 'string') return f.send_str(this._handleAddr, conn, kind, buf, Buffer.byteLength(buf));
-    return f.send_addr(this._handleAddr, conn, kind, buf, buf.length);
+    if (typeof buf === 'string') return F.send_str(this._handleAddr, conn, kind, buf, Buffer.byteLength(buf));
+    return F.send_addr(this._handleAddr, conn, kind, buf, buf.length);
   }
 
   _closeRaw(conn, code, reason) {
