@@ -12,10 +12,14 @@ const { spawnExample, stopExample } = require('./helpers');
 const options = require('../lib/options');
 
 const MIB = 1 << 20;
-const MAX_BUFFERED = Number(options.engineDefault('max_buffered_bytes')); // the example's
-// What the server may grow by over its idle RSS: its send queue plus 200 MB for everything
-// else (event copies V8 has not collected yet, malloc slack, the engine's read buffers).
-const GROWTH = MAX_BUFFERED + 200 * 1000 * 1000;
+// The example runs with the defaults. What the server may grow by over its idle RSS: the two
+// engine budgets a flooding client can fill (its send queue, max_buffered_bytes, and the events
+// waiting for JS, max_pending_event_bytes) plus 200 MB for everything else (payload copies V8
+// has not collected yet, malloc slack, the engine's read buffers). The unbounded JS queue this
+// replaced reached 1.16 GB here.
+const MAX_BUFFERED = Number(options.engineDefault('max_buffered_bytes'));
+const MAX_PENDING = Number(options.engineDefault('max_pending_event_bytes'));
+const GROWTH = MAX_BUFFERED + MAX_PENDING + 200 * 1000 * 1000;
 const MESSAGES = 1000;
 
 function rss(pid) {

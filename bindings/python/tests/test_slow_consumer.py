@@ -22,9 +22,12 @@ import wsembed
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 PACKAGE_PARENT = str(Path(wsembed.__file__).resolve().parent.parent)
 MIB = 1 << 20
-MAX_BUFFERED = int(wsembed.OPTIONS["max_buffered_bytes"].default)  # the example uses the default
-# What the server may grow by over its idle RSS: its send queue plus 200 MB for everything else.
-GROWTH = MAX_BUFFERED + 200 * 1000 * 1000
+# The example runs with the defaults. What the server may grow by over its idle RSS: the two
+# engine budgets a flooding client can fill (its send queue, max_buffered_bytes, and the events
+# waiting for Python, max_pending_event_bytes) plus 200 MB for everything else.
+MAX_BUFFERED = int(wsembed.OPTIONS["max_buffered_bytes"].default)
+MAX_PENDING = int(wsembed.OPTIONS["max_pending_event_bytes"].default)
+GROWTH = MAX_BUFFERED + MAX_PENDING + 200 * 1000 * 1000
 MESSAGES = 1000
 
 
