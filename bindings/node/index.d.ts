@@ -21,8 +21,10 @@ declare class WebSocket extends EventEmitter {
 
   /** 1 OPEN, 2 CLOSING after close(), 3 CLOSED after the 'close' event. */
   readonly readyState: 0 | 1 | 2 | 3;
-  /** Bytes queued for this socket and not yet written to the network. */
+  /** Bytes queued for this socket in the engine and not yet written to the network. */
   readonly bufferedAmount: number;
+  /** Sends refused with WOULD_BLOCK (past maxBufferedBytes). */
+  readonly droppedMessages: number;
   /** The engine's connection id. */
   readonly id: number | bigint;
   /** Chosen subprotocol, or "". */
@@ -36,14 +38,20 @@ declare class WebSocket extends EventEmitter {
   readonly topics: Set<string>;
 
   /** Strings go as text, Buffers/TypedArrays/ArrayBuffers as binary (unless options.binary says otherwise). */
-  send(data: Data | number, cb?: (err?: Error) => void): void;
-  send(data: Data | number, options: WebSocket.SendOptions, cb?: (err?: Error) => void): void;
-  /** Starts the closing handshake (code 1000-1003, 1007-1014, 3000-4999; reason <= 123 bytes). */
+  /**
+   * Queues the message in the engine; true if queued. Past maxBufferedBytes the engine refuses it
+   * (WOULD_BLOCK): false, cb gets an Error with code 'WSEMBED_ERR_WOULD_BLOCK', droppedMessages
+   * counts it and 'drain' follows. Nothing is kept on the JS side.
+   */
+  send(data: Data | number, cb?: (err?: Error) => void): boolean;
+  send(data: Data | number, options: WebSocket.SendOptions, cb?: (err?: Error) => void): boolean;
+  /** Starts the closing handshake (code 1000-1003, 1007-1014, 3000-4999; reason <= 123 bytes; the engine checks, a TypeError tells). */
   close(code?: number, reason?: string | Buffer): void;
-  /** Closes with 1001 (the engine has no abortive close). */
+  /** Drops the TCP connection at once (no closing handshake); 'close' follows with 1006. */
   terminate(): void;
-  /** The engine keeps connections alive itself; ping() emits 'pong' on the next tick for ws-style heartbeats. */
+  /** Sends a ping (payload <= 125 bytes); the peer's pong comes as a 'pong' event (option pingEvents, default true). */
   ping(data?: any, mask?: boolean, cb?: (err?: Error) => void): void;
+  /** The engine answers pings itself: only calls cb. */
   pong(data?: any, mask?: boolean, cb?: (err?: Error) => void): void;
   subscribe(topic: string): boolean;
   unsubscribe(topic: string): boolean;
@@ -54,7 +62,7 @@ declare class WebSocket extends EventEmitter {
   on(event: 'message', listener: (data: WebSocket.RawData, isBinary: boolean) => void): this;
   on(event: 'close', listener: (code: number, reason: Buffer) => void): this;
   on(event: 'drain', listener: () => void): this;
-  on(event: 'pong', listener: (data: Buffer) => void): this;
+  on(event: 'ping' | 'pong', listener: (data: Buffer) => void): this;
   on(event: string | symbol, listener: (...args: any[]) => void): this;
   once(event: 'message', listener: (data: WebSocket.RawData, isBinary: boolean) => void): this;
   once(event: 'close', listener: (code: number, reason: Buffer) => void): this;
@@ -81,35 +89,51 @@ declare namespace WebSocket {
     except?: WebSocket | number | bigint | WebSocket[];
   }
 
+  /**
+   * Options of `new WebSocketServer()`. Every engine option (the library's list, see
+   * `engineOptions()`) is accepted by its camelCase name as declared here and by its snake_case
+   * name; test/abi.test.js checks that this list and the library's agree. Values are converted by
+   * the option's kind and checked by the engine (a bad one throws a TypeError with its message).
+   */
   interface ServerOptions {
+    // ---- engine options (wsembed_config_option_info) ----
     /** TCP port; 0 picks a free one (see `address().port`). Required. */
     port: number;
-    /** Interface to listen on. Default "127.0.0.1" (ws listens on every interface by default). */
+    /** Interface to listen on. Default "127.0.0.1" (ws listens on every interface by default); "localhost" means 127.0.0.1. */
     host?: string;
-    /** Largest message in bytes; larger ones are closed with 1009 (engine `max_message_size`, default 16 MiB). */
-    maxPayload?: number;
-    /** Track sockets in `wss.clients` (default true). */
-    clientTracking?: boolean;
-    /** Only accept WebSocket requests for this path (others are closed with 1008 after the upgrade). */
-    path?: string;
-    /** Subprotocols the server accepts, most preferred first (engine `subprotocols`). */
-    subprotocols?: string | string[];
-    /** Serve plain HTTP GET/HEAD requests from this directory (engine `static_dir`). */
-    staticDir?: string;
+    /** Largest reassembled message in bytes; larger ones are closed with 1009 (default 16 MiB). ws's name: maxPayload. */
     maxMessageSize?: number;
+    /** Largest single frame in bytes; larger is closed with 1009. */
     maxFrameSize?: number;
+    /** Simultaneous TCP connections, handshakes included; more are answered 503. */
     maxConnections?: number;
     handshakeTimeoutMs?: number;
+    /** Largest HTTP request head; larger is answered 431. */
     maxHeaderBytes?: number;
+    /** Ping after this long without traffic from the peer; 0 never pings. */
     pingIntervalMs?: number;
+    /** An unanswered ping closes the connection after this (1006 "ping timeout"). */
     pongTimeoutMs?: number;
     closeTimeoutMs?: number;
+    /** Emit 'ping' and 'pong' socket events with their payload. Default true here (the engine's default is false). */
+    pingEvents?: boolean;
+    /** Cap on one connection's send queue; past it sends return false (WOULD_BLOCK) until 'drain'. Nothing is queued in JS. */
     maxBufferedBytes?: number;
-    /** Past maxBufferedBytes: 'block' (sends queue in JS until 'drain'; broadcast skips) or 'close'. */
+    /** Cap on every send queue together; 0 = a quarter of physical memory. */
+    maxTotalBufferedBytes?: number;
+    /** Past maxBufferedBytes: 'block' (sends fail with WOULD_BLOCK until 'drain'; broadcast skips) or 'close'. */
     backpressure?: 'block' | 'close';
     /** Close code of backpressure 'close': 1008 (default) or 1013. */
     backpressureCloseCode?: 1008 | 1013;
+    /** What events waiting for JS may cost; past it the engine stops reading sockets. */
+    maxPendingEventBytes?: number;
+    /** What host commands waiting for the engine's loop may cost; past it sends fail with WOULD_BLOCK. */
+    maxQueuedCommandBytes?: number;
+    /** Serve plain HTTP GET/HEAD requests from this directory. */
+    staticDir?: string;
     maxStaticFileBytes?: number;
+    /** Subprotocols the server accepts, most preferred first. */
+    subprotocols?: string | string[];
     /** Browser origins allowed (exact `Origin` match); others get 403. Requests without Origin pass. */
     allowedOrigins?: string | string[];
     /** Messages per second per connection (burst of one second); 0 = no limit. */
@@ -129,6 +153,21 @@ declare namespace WebSocket {
     approveHandshakes?: boolean;
     /** An upgrade request not answered in this time gets 503 (default 10000). */
     approvalTimeoutMs?: number;
+    /** PEM files / PEM text for wss:// (or use `tls`). */
+    tlsCertFile?: string;
+    tlsKeyFile?: string;
+    tlsCertPem?: string | Buffer;
+    tlsKeyPem?: string | Buffer;
+
+    // ---- ws names of engine options ----
+    /** ws's name of maxMessageSize. */
+    maxPayload?: number;
+
+    // ---- host options (HOST_OPTIONS) ----
+    /** Track sockets in `wss.clients` (default true). */
+    clientTracking?: boolean;
+    /** Only accept WebSocket requests for this path. */
+    path?: string;
     /** Serve wss://: PEM certificate chain and key (strings or Buffers), or the paths of PEM files. */
     tls?: { cert: string | Buffer; key: string | Buffer } | { certFile: string; keyFile: string };
     /**
@@ -143,7 +182,19 @@ declare namespace WebSocket {
     stopTimeoutMs?: number;
     /** Accepted for ws compatibility; permessage-deflate is not negotiated. */
     perMessageDeflate?: boolean | object;
-    /** Engine option names (snake_case) are passed through as they are. */
+    /** Accepted for ws compatibility; ignored. */
+    backlog?: number;
+    /** Accepted for ws compatibility; ignored (the engine always validates text). */
+    skipUTF8Validation?: boolean;
+    /** Accepted for ws compatibility; ignored (the engine always answers pings). */
+    autoPong?: boolean;
+    /** Accepted for ws compatibility; ignored. */
+    allowSynchronousEvents?: boolean;
+    /** Not supported (the engine owns its listening socket): throws. */
+    server?: never;
+    /** Not supported: throws. */
+    noServer?: never;
+    /** Engine option names in snake_case are accepted too. */
     [engineOption: string]: unknown;
   }
 
@@ -190,6 +241,14 @@ declare namespace WebSocket {
     closesDropped: number | bigint;
     /** Rate-limit and backpressure closes (1008/1013). */
     closesPolicy: number | bigint;
+    /** Sends/broadcasts/publishes refused because the engine's command queue was over maxQueuedCommandBytes. */
+    droppedCommands: number | bigint;
+    /** Gauge: what every send queue costs now. */
+    queuedBytes: number | bigint;
+    /** Gauge: what the commands waiting for the engine's loop cost now. */
+    queuedCommandBytes: number | bigint;
+    /** Further counters of newer libraries (one key per field of struct wsembed_stats). */
+    [counter: string]: number | bigint;
   }
 
   /** A request-like view of the upgrade request (not an http.IncomingMessage). */
@@ -230,6 +289,8 @@ declare namespace WebSocket {
     clients: Set<WebSocket>;
     /** The bound port. */
     readonly port: number;
+    /** Sends refused with WOULD_BLOCK, over every socket (sum of their droppedMessages). */
+    readonly droppedSends: number;
     address(): AddressInfo | null;
     /** Stops the server: every client gets 1001, then 'close' fires and `cb` is called. */
     close(cb?: (err?: Error) => void): void;
@@ -266,10 +327,23 @@ declare namespace WebSocket {
   /** Path of the loaded native library. */
   function libraryPath(): string;
 
-  const RESULT: {
-    readonly OK: 0; readonly NULL_ARGUMENT: 1; readonly INVALID_ARGUMENT: 2; readonly NO_SUCH_CONNECTION: 3;
-    readonly STOPPED: 4; readonly WOULD_BLOCK: 5; readonly IO: 6; readonly PANIC: 7; readonly INVALID_UTF8: 8;
-  };
+  /** Result codes by name without the WSEMBED_ERR_ prefix, from the header (e.g. RESULT.WOULD_BLOCK). */
+  const RESULT: { readonly OK: number; readonly WOULD_BLOCK: number; readonly [name: string]: number };
+
+  interface EngineOption {
+    /** snake_case name (wsembed_config_set). */
+    readonly name: string;
+    /** camelCase name accepted by WebSocketServer. */
+    readonly camel: string;
+    readonly kind: 'bool' | 'integer' | 'bytes' | 'milliseconds' | 'count' | 'text' | 'list' | 'choice' | 'path' | 'pem' | string;
+    /** The default as text ("" for none). */
+    readonly default: string;
+    readonly doc: string;
+  }
+  /** The engine's options as the library describes them (wsembed_config_option_info). */
+  function engineOptions(): readonly EngineOption[];
+  /** Options of this package that are not engine options, with what they do. */
+  const HOST_OPTIONS: { readonly [name: string]: string };
 }
 
 export = WebSocket;

@@ -1,9 +1,11 @@
 'use strict';
-// Loads libwsembed through koffi and declares the C ABI of include/wsembed.h.
+// Finds and loads libwsembed through koffi. The ABI (types, constants, prototypes) comes from
+// lib/abi.js, generated from include/wsembed.h by bindings/gen_abi.py; nothing here restates it.
 
 const fs = require('fs');
 const path = require('path');
 const koffi = require('koffi');
+const abi = require('./abi');
 
 const LIB_NAME = process.platform === 'win32' ? 'wsembed.dll'
   : process.platform === 'darwin' ? 'libwsembed.dylib' : 'libwsembed.so';
@@ -64,14 +66,26 @@ function findLibrary() {
   throw new Error(`wsembed: the native library ${LIB_NAME} was not found (looked in ${list.map((c) => c.path).join(', ')}). ${howToFix()}`);
 }
 
-let cached = null;
+/** { SHORT_NAME: value } of a generated enum, without the common prefix (WSEMBED_ERR_, ...). */
+function shortNames(values, prefixes) {
+  const out = {};
+  for (const [name, value] of Object.entries(values)) {
+    const prefix = prefixes.find((p) => name.startsWith(p));
+    out[prefix ? name.slice(prefix.length) : name] = value;
+  }
+  return Object.freeze(out);
+}
 
-// struct wsembed_stats, in header order (14 uint64_t counters).
-const STATS_FIELDS = [
-  'open_connections', 'handshakes_accepted', 'handshakes_rejected', 'messages_in', 'messages_out',
-  'bytes_in', 'bytes_out', 'dropped_deliveries', 'rate_limited', 'closes_clean',
-  'closes_protocol_error', 'closes_timeout', 'closes_dropped', 'closes_policy',
-];
+/** Result codes by short name: { OK: 0, NULL_ARGUMENT: 1, ..., WOULD_BLOCK: 5, ... }. */
+const RESULT = shortNames(abi.enums.wsembed_result, ['WSEMBED_ERR_', 'WSEMBED_']);
+/** The header's full name of each result code: { 5: 'WSEMBED_ERR_WOULD_BLOCK', ... }. */
+const RESULT_NAMES = Object.freeze(Object.fromEntries(Object.entries(abi.enums.wsembed_result).map(([k, v]) => [v, k])));
+/** Event kinds: { OPEN: 1, TEXT: 2, ..., PING: 7, PONG: 8 }. */
+const EVENT = shortNames(abi.enums.wsembed_event_kind, ['WSEMBED_EVENT_']);
+/** Message kinds to send: { TEXT: 1, BINARY: 2 }. */
+const MESSAGE = shortNames(abi.enums.wsembed_message_kind, ['WSEMBED_']);
+
+let cached = null;
 
 function load() {
   if (!cached) cached = loadFrom(findLibrary());
@@ -86,65 +100,39 @@ function loadFrom(libraryPath) {
   } catch (e) {
     throw new Error(`wsembed: could not load ${libraryPath}: ${e.message}. ${howToFix()}`);
   }
+  let declared;
+  try {
+    declared = abi.declare(koffi, lib);
+  } catch (e) {
+    throw new Error(`wsembed: ${libraryPath} does not match include/wsembed.h (${e.message}): it is not a wsembed ` +
+      'library, or one too old for this package. Rebuild it with `cargo build --release`.');
+  }
+  const { types, funcs } = declared;
+  const version = funcs.wsembed_version();
+  const [major, minor] = String(version).split('.').map(Number);
+  if (major !== abi.defines.WSEMBED_VERSION_MAJOR || minor !== abi.defines.WSEMBED_VERSION_MINOR) {
+    throw new Error(`wsembed: ${libraryPath} is version ${version}, but this package needs a ` +
+      `${abi.defines.WSEMBED_VERSION_MAJOR}.${abi.defines.WSEMBED_VERSION_MINOR}.x library. Rebuild it with \`cargo build --release\`.`);
+  }
 
-  // Types are registered once per process in koffi; reuse them if another copy declared them.
-  const type = (name, make) => { try { return koffi.resolve(name); } catch (_) { return make(); } };
-  type('wsembed_config', () => koffi.opaque('wsembed_config'));
-  type('wsembed_server', () => koffi.opaque('wsembed_server'));
-  const Header = type('wsembed_header', () => koffi.struct('wsembed_header', {
-    name: 'const char *',
-    value: 'const char *',
-  }));
-  const Event = type('wsembed_event', () => koffi.struct('wsembed_event', {
-    kind: 'uint32_t',
-    close_code: 'uint16_t',
-    clean: 'bool',
-    conn: 'uint64_t',
-    data: 'void *',
-    len: 'size_t',
-    path: 'const char *',
-    peer: 'const char *',
-    protocol: 'const char *',
-    headers: 'void *',
-    header_count: 'size_t',
-    protocols: 'const char *',
-  }));
-  const Stats = type('wsembed_stats', () => koffi.struct('wsembed_stats', Object.fromEntries(STATS_FIELDS.map((n) => [n, 'uint64_t']))));
-
+  // Hot-path variants, derived from the generated prototypes: every pointer parameter passed as
+  // an address (a plain number is the cheapest thing koffi marshals); for send, text also
+  // straight from a JS string (koffi encodes it to UTF-8; len = Buffer.byteLength).
+  const variant = (name, replace) => {
+    const { ret, params } = abi.functions[name];
+    return lib.func(name, ret, params.map(([p, t]) => (replace[p] !== undefined ? replace[p] : t.replace(/^_Out_ /, ''))));
+  };
+  const byAddress = (name) => {
+    const replace = {};
+    for (const [p, t] of abi.functions[name].params) if (t.includes('*') && !/char \*$/.test(t)) replace[p] = 'uintptr_t';
+    return variant(name, replace);
+  };
   const f = {
-    result_text: lib.func('const char *wsembed_result_text(uint32_t code)'),
-    last_error_message: lib.func('const char *wsembed_last_error_message(void)'),
-    version: lib.func('const char *wsembed_version(void)'),
-    config_new: lib.func('uint32_t wsembed_config_new(_Out_ wsembed_config **out)'),
-    config_free: lib.func('void wsembed_config_free(wsembed_config *config)'),
-    config_set: lib.func('uint32_t wsembed_config_set(wsembed_config *config, const char *name, const char *value)'),
-    config_set_int: lib.func('uint32_t wsembed_config_set_int(wsembed_config *config, const char *name, int64_t value)'),
-    server_start: lib.func('uint32_t wsembed_server_start(const wsembed_config *config, _Out_ wsembed_server **out)'),
-    server_port: lib.func('uint32_t wsembed_server_port(const wsembed_server *server, _Out_ uint16_t *port)'),
-    // events and count are raw pointers to memory allocated with koffi.alloc (stable across
-    // the asynchronous call).
-    // events and count are addresses (numbers) of Buffers the caller keeps alive: passing plain
-    // numbers is the cheapest marshalling koffi has, and the memory does not move.
-    // The server too is passed as its address on this hot path (see koffi.address).
-    server_poll: lib.func('uint32_t wsembed_server_poll(uintptr_t server, uintptr_t events, size_t capacity, int32_t timeout_ms, uintptr_t count)'),
-    server_event_fd: lib.func('uint32_t wsembed_server_event_fd(const wsembed_server *server, _Out_ int *fd)'),
-    server_send: lib.func('uint32_t wsembed_server_send(const wsembed_server *server, uint64_t conn, uint32_t kind, const uint8_t *data, size_t len)'),
-    // Hot-path variants of wsembed_server_send: the server by address; text from a JS string
-    // (koffi encodes it to UTF-8 itself, len = Buffer.byteLength) or bytes from a Buffer.
-    server_send_addr: lib.func('wsembed_server_send', 'uint32_t', ['uintptr_t', 'uint64_t', 'uint32_t', 'const uint8_t *', 'size_t']),
-    server_send_str: lib.func('wsembed_server_send', 'uint32_t', ['uintptr_t', 'uint64_t', 'uint32_t', 'const char *', 'size_t']),
-    server_broadcast: lib.func('uint32_t wsembed_server_broadcast(const wsembed_server *server, uint32_t kind, const uint8_t *data, size_t len, uint64_t except_conn)'),
-    server_publish: lib.func('uint32_t wsembed_server_publish(const wsembed_server *server, const char *topic, uint32_t kind, const uint8_t *data, size_t len)'),
-    server_subscribe: lib.func('uint32_t wsembed_server_subscribe(const wsembed_server *server, uint64_t conn, const char *topic)'),
-    server_unsubscribe: lib.func('uint32_t wsembed_server_unsubscribe(const wsembed_server *server, uint64_t conn, const char *topic)'),
-    server_close: lib.func('uint32_t wsembed_server_close(const wsembed_server *server, uint64_t conn, uint16_t code, const char *reason)'),
-    server_accept: lib.func('uint32_t wsembed_server_accept(const wsembed_server *server, uint64_t conn, const char *protocol)'),
-    server_reject: lib.func('uint32_t wsembed_server_reject(const wsembed_server *server, uint64_t conn, uint16_t status, const char *body)'),
-    // out: memory from koffi.alloc('wsembed_stats', 1), read with koffi.decode.
-    server_stats: lib.func('uint32_t wsembed_server_stats(const wsembed_server *server, void *stats)'),
-    server_buffered_amount: lib.func('uint32_t wsembed_server_buffered_amount(const wsembed_server *server, uint64_t conn, _Out_ size_t *bytes)'),
-    server_stop: lib.func('uint32_t wsembed_server_stop(const wsembed_server *server, uint32_t timeout_ms)'),
-    server_free: lib.func('void wsembed_server_free(wsembed_server *server)'),
+    ...funcs,
+    // events and count are addresses of koffi-allocated memory the server keeps.
+    poll_addr: byAddress('wsembed_server_poll'),
+    send_addr: variant('wsembed_server_send', { server: 'uintptr_t' }),
+    send_str: variant('wsembed_server_send', { server: 'uintptr_t', data: 'const char *' }),
   };
 
   // memcpy, found through the library's own dependencies (libc), to copy message payloads out
@@ -159,15 +147,27 @@ function loadFrom(libraryPath) {
     copyTo(addressOf(dst, 0, 0), addressOf(probe, 0, 0), 7);
     if (!dst.equals(probe)) throw new Error('memcpy probe failed');
   } catch (_) {
-    addressOf = null; copyTo = null; // slower fallback in index.js
+    addressOf = null; copyTo = null; // slower fallback in pump.js
   }
   f.address_of = addressOf;
   f.copy_to = copyTo;
+  // glibc's malloc_trim, if there is one: gives freed memory back to the OS (see
+  // websocket-server.js, after connections close).
+  try { f.malloc_trim = lib.func('malloc_trim', 'int', ['size_t']); } catch (_) { f.malloc_trim = null; }
 
-  return { koffi, lib, libraryPath, f, Event, Header, Stats, STATS_SIZE: koffi.sizeof(Stats), EVENT_SIZE: koffi.sizeof(Event), HEADER_SIZE: koffi.sizeof(Header) };
+  // Byte offsets of the event fields the pump reads through a DataView, from koffi's layout of
+  // the generated struct (so a reordered or widened field moves with the header).
+  const Event = types.wsembed_event;
+  const eventLayout = { size: koffi.sizeof(Event) };
+  for (const [field] of abi.structs.wsembed_event) eventLayout[field] = koffi.offsetof(Event, field);
+  if (koffi.sizeof('size_t') !== 8 || koffi.sizeof('void *') !== 8 || new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) {
+    throw new Error('wsembed: the Node package reads events as a 64-bit little-endian platform');
+  }
+
+  return { koffi, lib, libraryPath, version, f, types, eventLayout };
 }
 
 module.exports = {
-  load, loadFrom, STATS_FIELDS, findLibrary, candidates, DEFAULT_LIBRARY, LIB_NAME, REPO_ROOT, RECORDED,
-  BUNDLED_SOURCES, BUNDLED_LIBRARY, IN_CHECKOUT,
+  load, loadFrom, abi, RESULT, RESULT_NAMES, EVENT, MESSAGE, findLibrary, candidates, DEFAULT_LIBRARY, LIB_NAME, REPO_ROOT,
+  RECORDED, BUNDLED_SOURCES, BUNDLED_LIBRARY, IN_CHECKOUT,
 };

@@ -94,7 +94,7 @@ function main() {
   }
   let version;
   try {
-    version = native.loadFrom(libraryPath).f.version();
+    version = native.loadFrom(libraryPath).version;
   } catch (e) {
     fail(e.message);
   }

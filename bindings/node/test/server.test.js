@@ -182,8 +182,11 @@ test('close codes and reasons in both directions, readyState', async () => {
   got = once(wss, 'connection');
   const c = await connect(wss);
   [s] = await got;
-  assert.throws(() => s.close(1005), TypeError);
-  assert.throws(() => s.close(1000, 'x'.repeat(124)), RangeError);
+  // The engine checks code and reason; its refusal is a TypeError with its message.
+  assert.throws(() => s.close(1005), (e) => e instanceof TypeError && e.code === 'WSEMBED_ERR_INVALID_ARGUMENT' && /1005/.test(e.message));
+  assert.throws(() => s.close(1000, 'x'.repeat(124)), (e) => e instanceof TypeError && /123/.test(e.message));
+  assert.throws(() => s.close(70000), TypeError); // does not fit uint16_t
+  assert.equal(s.readyState, WebSocket.OPEN); // a refused close changes nothing
   const closed3 = once(s, 'close');
   c.close();
   assert.equal((await closed3)[0], 1005);
@@ -292,21 +295,54 @@ test('many messages in both directions keep their order', async () => {
   await closeServer(wss);
 });
 
-test('small backpressure limit: sends queue in JS and drain in order', async () => {
-  const wss = await startServer({ maxBufferedBytes: 64 * 1024 });
+test('small backpressure limit: sends past maxBufferedBytes fail at once (nothing queued in JS); drain-paced sends all arrive', async () => {
+  const limit = 64 * 1024;
+  const wss = await startServer({ maxBufferedBytes: limit });
   const got = once(wss, 'connection');
   const c = await connect(wss);
   const [s] = await got;
   c.pause(); // stop reading so the server's queue fills
   const chunk = Buffer.alloc(32 * 1024, 1);
   const N = 200; // 6.4 MiB total, far over the limit
-  let acked = 0;
-  for (let i = 0; i < N; i++) { chunk[0] = i & 0xff; s.send(Buffer.from(chunk), () => { acked++; }); }
-  assert.ok(s.bufferedAmount > 64 * 1024, `bufferedAmount ${s.bufferedAmount}`);
+  const results = new Array(N).fill(undefined);
+  const returned = [];
+  let maxBuffered = 0;
+  for (let i = 0; i < N; i++) {
+    chunk[0] = i & 0xff;
+    returned.push(s.send(chunk, (err) => { results[i] = err || 'ok'; })); // the engine copies: reuse is fine
+    maxBuffered = Math.max(maxBuffered, s.bufferedAmount);
+  }
+  await waitFor(() => results.every((r) => r !== undefined), 5000, 'send callbacks');
+  const refused = results.filter((r) => r !== 'ok');
+  assert.ok(refused.length > 0, 'some sends must be refused');
+  for (const err of refused) assert.equal(err.code, 'WSEMBED_ERR_WOULD_BLOCK');
+  assert.deepEqual(returned, results.map((r) => r === 'ok'));
+  assert.equal(s.droppedMessages, refused.length);
+  assert.equal(wss.droppedSends, refused.length);
+  // The engine's queue holds the limit and one message at most; nothing waits in JS.
+  assert.ok(maxBuffered <= limit + chunk.length + 1024, `bufferedAmount reached ${maxBuffered}`);
   c.resume();
-  await waitFor(() => c.received.length === N, 20000, 'every chunk');
+  const accepted = results.map((r, i) => (r === 'ok' ? i & 0xff : -1)).filter((i) => i >= 0);
+  await waitFor(() => c.received.length === accepted.length, 20000, 'every accepted chunk');
+  assert.deepEqual(c.received.map((m) => m.data[0]), accepted);
+
+  // A sender that stops at a false return and resends on 'drain' loses nothing.
+  c.received.length = 0;
+  c.pause();
+  let sent = 0;
+  const pump = () => {
+    while (sent < N) {
+      chunk[0] = sent & 0xff;
+      if (!s.send(chunk)) return; // refused: 'drain' follows
+      sent++;
+    }
+  };
+  s.on('drain', pump);
+  pump();
+  assert.ok(sent < N, 'the paced sender was held back');
+  c.resume();
+  await waitFor(() => c.received.length === N, 20000, 'every paced chunk');
   c.received.forEach((m, i) => assert.equal(m.data[0], i & 0xff));
-  await waitFor(() => acked === N, 5000, 'send callbacks');
   c.close();
   await c.closed;
   await closeServer(wss);

@@ -25,3 +25,18 @@ const approving = new WebSocketServer({ port: 0, approveHandshakes: true, approv
 approving.on('handshake', (hs, req) => { if (req.url === '/') hs.accept(); else hs.reject(403, 'go away'); });
 const st = hardened.stats();
 if (st !== null) { const n: number | bigint = st.messagesIn; console.log(n, st.closesPolicy); }
+// Newer API: ping/pong events, terminate, send's result, derived options and counters.
+wss.on('connection', (socket) => {
+  socket.on('ping', (data: Buffer) => { socket.ping(data); });
+  socket.on('pong', (data: Buffer) => { console.log(data.length); });
+  const queued: boolean = socket.send('x', (err) => { if (err) socket.terminate(); });
+  if (!queued) socket.once('drain', () => {});
+  const dropped: number = socket.droppedMessages;
+  console.log(dropped, wss.droppedSends);
+});
+const pinging = new WebSocketServer({ port: 0, pingEvents: false, maxQueuedCommandBytes: 1 << 20, max_total_buffered_bytes: 0 });
+const st2 = pinging.stats();
+if (st2 !== null) { const q: number | bigint = st2.queuedBytes; console.log(q, st2.droppedCommands); }
+for (const o of WebSocket.engineOptions()) { const n: string = o.camel; console.log(n, o.kind, o.default, o.doc); }
+const wouldBlock: number = WebSocket.RESULT.WOULD_BLOCK;
+console.log(wouldBlock, Object.keys(WebSocket.HOST_OPTIONS));

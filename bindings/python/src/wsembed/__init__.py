@@ -11,6 +11,9 @@ Admission control: ``Server(approve_handshakes=True)`` reports each upgrade requ
 ``Handshake`` event (path, peer, headers such as Cookie, offered subprotocols) that the
 application answers with ``server.accept(conn, protocol=None)`` or
 ``server.reject(conn, status=403, body="")``. ``server.stats()`` returns the engine's counters.
+``server.set_user_data(conn, obj)`` attaches any object to a connection (``event.user_data``);
+``ping_events=True`` reports ``Ping``/``Pong`` events; ``server.terminate(conn)`` drops a
+connection at once (1006). ``OPTIONS`` lists the engine's options as the library reports them.
 
 The native library is bundled inside the package; ``WSEMBED_LIBRARY=/path/libwsembed.so``
 overrides it (for development against a fresh ``cargo build``).
@@ -29,8 +32,9 @@ from ._errors import (
     WouldBlockError,
     WsembedError,
 )
-from ._events import Close, Drain, Event, Handshake, Message, Open, Stats
-from ._server import Data, Server
+from ._events import Close, Drain, Event, Handshake, Message, Open, Ping, Pong, Stats
+from ._ffi import OPTIONS, OptionInfo
+from ._server import HOST_OPTIONS, Data, Server
 
 __version__ = "0.1.0"
 
@@ -46,7 +50,12 @@ __all__ = [
     "Message",
     "Close",
     "Drain",
+    "Ping",
+    "Pong",
     "Stats",
+    "OPTIONS",
+    "OptionInfo",
+    "HOST_OPTIONS",
     "WsembedError",
     "InvalidArgumentError",
     "InvalidUtf8Error",

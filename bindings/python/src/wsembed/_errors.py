@@ -1,6 +1,13 @@
-"""Exceptions raised by wsembed, mapped from the C result codes."""
+"""Exceptions raised by wsembed, mapped from the C result codes.
+
+The numbers come from the header (``_abi``, generated); the message of an error is the
+library's own (``wsembed_last_error_message``, else ``wsembed_result_text``). A result code
+this module does not know (a newer library) raises the base class :class:`WsembedError`.
+"""
 
 from __future__ import annotations
+
+from . import _abi
 
 __all__ = [
     "WsembedError",
@@ -28,55 +35,56 @@ class WsembedError(Exception):
 class InvalidArgumentError(WsembedError, ValueError):
     """An argument or option value is not acceptable (C: NULL_ARGUMENT, INVALID_ARGUMENT)."""
 
-    code = 2
+    code = _abi.WSEMBED_ERR_INVALID_ARGUMENT
 
 
 class InvalidUtf8Error(InvalidArgumentError):
     """Text to send is not valid UTF-8 (C: INVALID_UTF8)."""
 
-    code = 8
+    code = _abi.WSEMBED_ERR_INVALID_UTF8
 
 
 class ConnectionClosedError(WsembedError):
     """The connection id is closed, closing, or never existed (C: NO_SUCH_CONNECTION)."""
 
-    code = 3
+    code = _abi.WSEMBED_ERR_NO_SUCH_CONNECTION
 
 
 class ServerStoppedError(WsembedError):
     """The server has been stopped; for ``poll``: and every event was taken (C: STOPPED)."""
 
-    code = 4
+    code = _abi.WSEMBED_ERR_STOPPED
 
 
 class WouldBlockError(WsembedError):
-    """The connection's send queue is over ``max_buffered_bytes``; retry after a ``Drain``
-    event for that connection (C: WOULD_BLOCK)."""
+    """The connection's send queue is over ``max_buffered_bytes`` (retry after a ``Drain``
+    event for that connection), or the commands waiting for the engine's loop are over
+    ``max_queued_command_bytes`` (C: WOULD_BLOCK). Nothing is kept on the Python side."""
 
-    code = 5
+    code = _abi.WSEMBED_ERR_WOULD_BLOCK
 
 
 class ServerIOError(WsembedError, OSError):
     """An operating-system error, e.g. the port is in use (C: IO)."""
 
-    code = 6
+    code = _abi.WSEMBED_ERR_IO
 
 
 class InternalError(WsembedError):
     """A bug inside wsembed was caught at the boundary (C: PANIC)."""
 
-    code = 7
+    code = _abi.WSEMBED_ERR_PANIC
 
 
 _BY_CODE: dict[int, type[WsembedError]] = {
-    1: InvalidArgumentError,
-    2: InvalidArgumentError,
-    3: ConnectionClosedError,
-    4: ServerStoppedError,
-    5: WouldBlockError,
-    6: ServerIOError,
-    7: InternalError,
-    8: InvalidUtf8Error,
+    _abi.WSEMBED_ERR_NULL_ARGUMENT: InvalidArgumentError,
+    _abi.WSEMBED_ERR_INVALID_ARGUMENT: InvalidArgumentError,
+    _abi.WSEMBED_ERR_NO_SUCH_CONNECTION: ConnectionClosedError,
+    _abi.WSEMBED_ERR_STOPPED: ServerStoppedError,
+    _abi.WSEMBED_ERR_WOULD_BLOCK: WouldBlockError,
+    _abi.WSEMBED_ERR_IO: ServerIOError,
+    _abi.WSEMBED_ERR_PANIC: InternalError,
+    _abi.WSEMBED_ERR_INVALID_UTF8: InvalidUtf8Error,
 }
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
-from typing import List, Optional, Tuple, Union
+from dataclasses import dataclass, make_dataclass
+from typing import Any, List, Optional, Tuple, Union
 
-__all__ = ["Event", "Handshake", "Open", "Message", "Close", "Drain", "Stats"]
+from . import _abi
+
+__all__ = ["Event", "Handshake", "Open", "Message", "Close", "Drain", "Ping", "Pong", "Stats"]
 
 if sys.version_info >= (3, 10):
     _event = dataclass(slots=True)
@@ -15,10 +17,13 @@ else:  # pragma: no cover - slots= needs 3.10
 
 
 class Event:
-    """Base class of every event. ``conn`` (an int, never 0) names the connection."""
+    """Base class of every event. ``conn`` (an int, never 0) names the connection;
+    ``user_data`` is what :meth:`Server.set_user_data` attached to it (``None`` if nothing),
+    in every event of the connection after that call, its :class:`Close` included."""
 
     __slots__ = ()
     conn: int
+    user_data: Any
 
 
 def _find_header(headers: List[Tuple[str, str]], name: str, default: Optional[str]) -> Optional[str]:
@@ -48,6 +53,7 @@ class Handshake(Event):
     headers: List[Tuple[str, str]]
     #: The subprotocols the client offered, in its order (empty if none).
     protocols: List[str]
+    user_data: Any = None
 
     def header(self, name: str, default: Optional[str] = None) -> Optional[str]:
         """The first header called ``name`` (case-insensitive), or ``default``."""
@@ -67,6 +73,7 @@ class Open(Event):
     protocol: Optional[str]
     #: Request headers as ``(name, value)`` pairs in the order received.
     headers: List[Tuple[str, str]]
+    user_data: Any = None
 
     def header(self, name: str, default: Optional[str] = None) -> Optional[str]:
         """The first header called ``name`` (case-insensitive), or ``default``."""
@@ -80,6 +87,7 @@ class Message(Event):
     conn: int
     data: Union[str, bytes]
     is_text: bool
+    user_data: Any = None
 
     @property
     def text(self) -> str:
@@ -103,6 +111,7 @@ class Close(Event):
     reason: str
     #: True when the closing handshake completed.
     clean: bool
+    user_data: Any = None
 
 
 @_event
@@ -111,37 +120,45 @@ class Drain(Event):
     :class:`~wsembed.WouldBlockError`: sending may resume."""
 
     conn: int
+    user_data: Any = None
 
 
-@dataclass(frozen=True)
-class Stats:
-    """A snapshot of a server's counters, all since start (:meth:`Server.stats`)."""
+@_event
+class Ping(Event):
+    """The peer sent a ping, already answered by the engine (only with ``ping_events=True``).
+    ``data`` is its payload (at most 125 bytes)."""
 
-    #: WebSocket connections open now.
-    open_connections: int
-    #: Upgrades completed (101 sent).
-    handshakes_accepted: int
-    #: Upgrade attempts refused: bad requests, 403 origin, 429 per-IP limits, 503 (full or
-    #: unanswered approval), rejections by :meth:`Server.reject`, handshake timeouts.
-    handshakes_rejected: int
-    messages_in: int
-    #: Messages queued for sending (a broadcast counts once per recipient).
-    messages_out: int
-    #: Bytes read from sockets (after TLS decryption).
-    bytes_in: int
-    #: Bytes written to sockets (before TLS encryption).
-    bytes_out: int
-    #: Broadcast/publish deliveries skipped because the recipient's queue was full.
-    dropped_deliveries: int
-    #: Messages dropped by the rate limit (``rate_limit_policy="drop"``).
-    rate_limited: int
-    #: Closes with a completed close handshake (either side started it).
-    closes_clean: int
-    #: Closes because the peer broke the protocol (1002, 1007, 1009).
-    closes_protocol_error: int
-    #: Closes because the peer stopped answering (ping timeout, close timeout).
-    closes_timeout: int
-    #: TCP connections lost without a close handshake (1006).
-    closes_dropped: int
-    #: Closes for policy: rate limit or send buffer full (1008/1013).
-    closes_policy: int
+    conn: int
+    data: bytes
+    user_data: Any = None
+
+
+@_event
+class Pong(Event):
+    """The peer sent a pong, e.g. the answer to :meth:`Server.ping` (only with
+    ``ping_events=True``). ``data`` is its payload."""
+
+    conn: int
+    data: bytes
+    user_data: Any = None
+
+
+def _make_stats() -> type:
+    names = _abi.FIELDS["wsembed_stats"]
+    docs = _abi.FIELD_DOCS["wsembed_stats"]
+    lines = [
+        "A snapshot of a server's counters, all since start (:meth:`Server.stats`); the fields",
+        "are those of the C ``struct wsembed_stats``, in its order:",
+        "",
+    ]
+    for name in names:
+        lines.append(f"``{name}``" + (f"\n    {docs[name]}" if docs[name] else ""))
+    cls = make_dataclass("Stats", [(name, int) for name in names], frozen=True)
+    cls.__doc__ = "\n".join(lines)
+    cls.__module__ = "wsembed"
+    return cls
+
+
+#: The engine's counters (C ``struct wsembed_stats``): a frozen dataclass whose fields are
+#: derived from the header, so new counters appear without a change here.
+Stats = _make_stats()

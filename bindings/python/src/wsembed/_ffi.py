@@ -1,127 +1,18 @@
-"""Loading the wsembed C library through ctypes and declaring its ABI (see wsembed.h)."""
+"""Loading the wsembed C library through ctypes with the ABI declared in _abi.py (generated)."""
 
 from __future__ import annotations
 
 import ctypes
 import os
-import struct
 import sys
-from ctypes import (
-    POINTER,
-    Structure,
-    c_bool,
-    c_char_p,
-    c_int,
-    c_int32,
-    c_int64,
-    c_size_t,
-    c_uint16,
-    c_uint32,
-    c_uint64,
-    c_void_p,
-)
 from pathlib import Path
+from typing import Dict, NamedTuple
 
-# The C ABI this module was written against: a library must report this major.minor version.
-ABI_VERSION = (0, 1)
+from . import _abi
 
-OK = 0
-ERR_INVALID_ARGUMENT = 2
-ERR_NO_SUCH_CONNECTION = 3
-ERR_STOPPED = 4
-
-EVENT_OPEN = 1
-EVENT_TEXT = 2
-EVENT_BINARY = 3
-EVENT_CLOSE = 4
-EVENT_DRAIN = 5
-EVENT_HANDSHAKE = 6
-
-TEXT = 1
-BINARY = 2
-
-
-class Header(Structure):
-    _fields_ = [("name", c_char_p), ("value", c_char_p)]
-
-
-class Event(Structure):
-    _fields_ = [
-        ("kind", c_uint32),
-        ("close_code", c_uint16),
-        ("clean", c_bool),
-        ("conn", c_uint64),
-        ("data", c_void_p),
-        ("len", c_size_t),
-        ("path", c_char_p),
-        ("peer", c_char_p),
-        ("protocol", c_char_p),
-        ("headers", POINTER(Header)),
-        ("header_count", c_size_t),
-        ("protocols", c_char_p),
-    ]
-
-
-# The same layout for struct.iter_unpack, which decodes a whole batch in one call:
-# kind, close_code, clean, conn, data, len, path, peer, protocol, headers, header_count,
-# protocols.
-EVENT_FORMAT = struct.Struct("@IH?QPNPPPPNP")
-assert EVENT_FORMAT.size == ctypes.sizeof(Event), "struct wsembed_event layout mismatch"
-
-STATS_FIELDS = (
-    "open_connections",
-    "handshakes_accepted",
-    "handshakes_rejected",
-    "messages_in",
-    "messages_out",
-    "bytes_in",
-    "bytes_out",
-    "dropped_deliveries",
-    "rate_limited",
-    "closes_clean",
-    "closes_protocol_error",
-    "closes_timeout",
-    "closes_dropped",
-    "closes_policy",
-)
-
-
-class Stats(Structure):
-    _fields_ = [(name, c_uint64) for name in STATS_FIELDS]
-
-
-assert ctypes.sizeof(Stats) == 8 * 14, "struct wsembed_stats layout mismatch"
-
-_server_p = c_void_p
-_config_p = c_void_p
-_result = c_uint32
-
-# name: (restype, argtypes)
-_SIGNATURES = {
-    "wsembed_result_text": (c_char_p, [c_uint32]),
-    "wsembed_last_error_message": (c_char_p, []),
-    "wsembed_version": (c_char_p, []),
-    "wsembed_config_new": (_result, [POINTER(c_void_p)]),
-    "wsembed_config_free": (None, [_config_p]),
-    "wsembed_config_set": (_result, [_config_p, c_char_p, c_char_p]),
-    "wsembed_config_set_int": (_result, [_config_p, c_char_p, c_int64]),
-    "wsembed_server_start": (_result, [_config_p, POINTER(c_void_p)]),
-    "wsembed_server_port": (_result, [_server_p, POINTER(c_uint16)]),
-    "wsembed_server_poll": (_result, [_server_p, POINTER(Event), c_size_t, c_int32, POINTER(c_size_t)]),
-    "wsembed_server_event_fd": (_result, [_server_p, POINTER(c_int)]),
-    "wsembed_server_send": (_result, [_server_p, c_uint64, c_uint32, c_char_p, c_size_t]),
-    "wsembed_server_broadcast": (_result, [_server_p, c_uint32, c_char_p, c_size_t, c_uint64]),
-    "wsembed_server_publish": (_result, [_server_p, c_char_p, c_uint32, c_char_p, c_size_t]),
-    "wsembed_server_subscribe": (_result, [_server_p, c_uint64, c_char_p]),
-    "wsembed_server_unsubscribe": (_result, [_server_p, c_uint64, c_char_p]),
-    "wsembed_server_close": (_result, [_server_p, c_uint64, c_uint16, c_char_p]),
-    "wsembed_server_accept": (_result, [_server_p, c_uint64, c_char_p]),
-    "wsembed_server_reject": (_result, [_server_p, c_uint64, c_uint16, c_char_p]),
-    "wsembed_server_stats": (_result, [_server_p, POINTER(Stats)]),
-    "wsembed_server_buffered_amount": (_result, [_server_p, c_uint64, POINTER(c_size_t)]),
-    "wsembed_server_stop": (_result, [_server_p, c_uint32]),
-    "wsembed_server_free": (None, [_server_p]),
-}
+# Every type, constant and signature below comes from _abi.py, generated from include/wsembed.h
+# by bindings/gen_abi.py. A library must report the header's major.minor version.
+ABI_VERSION = (_abi.WSEMBED_VERSION_MAJOR, _abi.WSEMBED_VERSION_MINOR)
 
 
 def _library_filename() -> str:
@@ -160,7 +51,7 @@ def _load() -> tuple[ctypes.CDLL, str]:
     except OSError as exc:
         raise ImportError(f"wsembed: cannot load {origin}: {exc}. {fix}") from None
 
-    for name, (restype, argtypes) in _SIGNATURES.items():
+    for name, (restype, argtypes, _names) in _abi.FUNCTIONS.items():
         try:
             func = getattr(lib, name)
         except AttributeError:
@@ -197,3 +88,39 @@ def last_error_message() -> str:
 def result_text(code: int) -> str:
     raw = lib.wsembed_result_text(code)
     return raw.decode("utf-8", "replace") if raw else f"error {code}"
+
+
+def result_name(code: int) -> str:
+    """The header's name of a result code, e.g. ``"WSEMBED_ERR_WOULD_BLOCK"``."""
+    return _RESULT_NAMES.get(code, f"WSEMBED_ERR_{code}")
+
+
+_RESULT_NAMES = {value: name for name, value in _abi.wsembed_result.items()}
+
+
+class OptionInfo(NamedTuple):
+    """One engine option, as the library describes it (``wsembed_config_option_info``)."""
+
+    name: str
+    #: "bool", "integer", "bytes", "milliseconds", "count", "text", "list", "choice", "path"
+    #: or "pem".
+    kind: str
+    #: The default in the text form ``wsembed_config_set`` takes ("" for none).
+    default: str
+    doc: str
+
+
+def _read_options() -> Dict[str, OptionInfo]:
+    options: Dict[str, OptionInfo] = {}
+    info = _abi.wsembed_option_info()
+    for index in range(lib.wsembed_config_option_count()):
+        rc = lib.wsembed_config_option_info(index, ctypes.byref(info))
+        if rc:
+            raise ImportError(f"wsembed: wsembed_config_option_info({index}) failed: {result_text(rc)}")
+        text = [(getattr(info, f) or b"").decode("utf-8") for f in ("name", "kind", "default_value", "doc")]
+        options[text[0]] = OptionInfo(*text)
+    return options
+
+
+#: The engine's options, in the library's order: name -> OptionInfo.
+OPTIONS: Dict[str, OptionInfo] = _read_options()

@@ -7,15 +7,16 @@ import atexit
 import ctypes
 import math
 import os
+import struct
 import threading
 import time
 import weakref
-from ctypes import byref, c_char, c_int, c_size_t, c_uint16, c_void_p, string_at
-from typing import Any, AsyncIterator, Iterator, List, Optional, Tuple, Union
+from ctypes import byref, c_char, c_char_p, c_int, c_size_t, c_uint16, c_void_p, string_at
+from typing import Any, AsyncIterator, Dict, Iterator, List, Optional, Tuple, Union
 
-from . import _ffi
+from . import _abi, _ffi
 from ._errors import InvalidArgumentError, InvalidUtf8Error, ServerStoppedError, WsembedError, error_for
-from ._events import Close, Drain, Event, Handshake, Message, Open, Stats
+from ._events import Close, Drain, Event, Handshake, Message, Open, Ping, Pong, Stats
 
 __all__ = ["Server", "Data"]
 
@@ -28,21 +29,52 @@ _poll = _lib.wsembed_server_poll
 _send = _lib.wsembed_server_send
 _broadcast = _lib.wsembed_server_broadcast
 _publish = _lib.wsembed_server_publish
-_TEXT = _ffi.TEXT
-_BINARY = _ffi.BINARY
-_OK = _ffi.OK
-_STOPPED = _ffi.ERR_STOPPED
-_EVENT_SIZE = _ffi.EVENT_FORMAT.size
-_iter_unpack = _ffi.EVENT_FORMAT.iter_unpack
+_TEXT = _abi.WSEMBED_TEXT
+_BINARY = _abi.WSEMBED_BINARY
+_OK = _abi.WSEMBED_OK
+_STOPPED = _abi.WSEMBED_ERR_STOPPED
+
+# Events are decoded a batch at a time with struct.iter_unpack; the format and the field
+# positions come from the generated layout of struct wsembed_event.
+_EVENT_FORMAT = struct.Struct(_abi.FORMATS["wsembed_event"])
+assert _EVENT_FORMAT.size == ctypes.sizeof(_abi.wsembed_event), "struct wsembed_event layout mismatch"
+_EVENT_SIZE = _EVENT_FORMAT.size
+_iter_unpack = _EVENT_FORMAT.iter_unpack
+_F = {name: i for i, name in enumerate(_abi.FIELDS["wsembed_event"])}
+_I_KIND, _I_CODE, _I_CLEAN, _I_CONN = _F["kind"], _F["close_code"], _F["clean"], _F["conn"]
+_I_DATA, _I_LEN, _I_PATH, _I_PEER = _F["data"], _F["len"], _F["path"], _F["peer"]
+_I_PROTO, _I_HEADERS, _I_NHEADERS = _F["protocol"], _F["headers"], _F["header_count"]
+_I_PROTOS, _I_NPROTOS, _I_USER = _F["protocols"], _F["protocol_count"], _F["user_data"]
+_EV_OPEN = _abi.WSEMBED_EVENT_OPEN
+_EV_TEXT = _abi.WSEMBED_EVENT_TEXT
+_EV_BINARY = _abi.WSEMBED_EVENT_BINARY
+_EV_CLOSE = _abi.WSEMBED_EVENT_CLOSE
+_EV_DRAIN = _abi.WSEMBED_EVENT_DRAIN
+_EV_HANDSHAKE = _abi.WSEMBED_EVENT_HANDSHAKE
+_EV_PING = _abi.WSEMBED_EVENT_PING
+_EV_PONG = _abi.WSEMBED_EVENT_PONG
 
 # A blocking poll waits in slices this long so that Ctrl-C (KeyboardInterrupt) and other
 # signal handlers get to run: Python only runs them between foreign calls.
 _SLICE_MS = 250
 
-# Options given in seconds by their Python alias: ping_interval=30 -> ping_interval_ms=30000.
-_SECONDS_ALIASES = ("handshake_timeout", "ping_interval", "pong_timeout", "close_timeout", "approval_timeout")
-
-_TLS_OPTIONS = ("tls_cert_file", "tls_key_file", "tls_cert_pem", "tls_key_pem")
+_OPTIONS = _ffi.OPTIONS
+#: Host-side aliases that take seconds, derived from the library's options: every option of
+#: kind "milliseconds" named ``X_ms`` can be given as ``X`` in seconds (``ping_interval=1.5``).
+_SECONDS_ALIASES = {
+    name[:-3]: name
+    for name, info in _OPTIONS.items()
+    if info.kind == "milliseconds" and name.endswith("_ms") and name[:-3] not in _OPTIONS
+}
+#: Keywords of Server() that are not engine options.
+HOST_OPTIONS = {
+    "tls": "``(cert_path, key_path)``: short for ``tls_cert_file`` and ``tls_key_file``.",
+    **{alias: f"``{name}`` in seconds (a float)." for alias, name in _SECONDS_ALIASES.items()},
+}
+_TLS_OPTIONS = tuple(name for name in _OPTIONS if name.startswith("tls_"))
+# The C user_data of a connection with a Python value: only a "has data" flag (never
+# dereferenced); the value itself lives in Server._user_data.
+_HAS_USER_DATA = 1
 
 _live: "weakref.WeakSet[Server]" = weakref.WeakSet()
 
@@ -103,7 +135,7 @@ def _decode(ptr: Optional[int]) -> str:
 def _headers(address: Optional[int], count: int) -> List[Tuple[str, str]]:
     pairs = []
     if count and address:
-        for h in (_ffi.Header * count).from_address(address):
+        for h in (_abi.wsembed_header * count).from_address(address):
             pairs.append(
                 (
                     (h.name or b"").decode("utf-8", "replace"),
@@ -113,45 +145,81 @@ def _headers(address: Optional[int], count: int) -> List[Tuple[str, str]]:
     return pairs
 
 
+def _strings(address: Optional[int], count: int) -> List[str]:
+    """A C array of ``count`` NUL-terminated strings, as a list."""
+    if not count or not address:
+        return []
+    return [(p or b"").decode("utf-8", "replace") for p in (c_char_p * count).from_address(address)]
+
+
+def _fits(value: int, argtype: Any, what: str) -> int:
+    """``value`` if it fits the C parameter type (ctypes would silently wrap it), else
+    InvalidArgumentError. Only the width is checked; what the value means is the engine's
+    business."""
+    bits = ctypes.sizeof(argtype) * 8
+    if not isinstance(value, int) or not 0 <= value < (1 << bits):
+        raise InvalidArgumentError(f"{what} {value!r} does not fit the C parameter (an unsigned {bits}-bit integer)")
+    return value
+
+
+def _argtype(function: str, param: str) -> Any:
+    restype, argtypes, names = _abi.FUNCTIONS[function]
+    return argtypes[names.index(param)]
+
+
+_CLOSE_CODE_T = _argtype("wsembed_server_close", "code")
+_REJECT_STATUS_T = _argtype("wsembed_server_reject", "status")
+
+
+def _option_value(name: str, value: Any) -> str:
+    """The text ``wsembed_config_set`` takes for ``value``, converted by the option's kind as
+    the library reports it. What the text means (ranges, choices) is checked by the engine."""
+    info = _OPTIONS.get(name)
+    kind = info.kind if info is not None else None
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if kind == "bool":
+        if isinstance(value, bool):
+            return "1" if value else "0"
+        if isinstance(value, str):
+            return value
+        raise TypeError(f"option {name}: expected a bool, not {type(value).__name__}")
+    if kind in ("integer", "bytes", "milliseconds", "count"):
+        # A bool is passed as its text, which the engine refuses for a number.
+        if isinstance(value, (int, str)):
+            return str(value)
+        raise TypeError(f"option {name}: expected an int, not {type(value).__name__}")
+    if kind == "list":
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (list, tuple, set, frozenset)):
+            return ",".join(os.fspath(v) if isinstance(v, os.PathLike) else str(v) for v in value)
+        raise TypeError(f"option {name}: expected a list of str (or a comma-separated str), not {type(value).__name__}")
+    if kind == "pem" and isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("utf-8")
+    if kind in ("text", "choice", "path", "pem"):
+        if isinstance(value, str):
+            return value
+        raise TypeError(f"option {name}: expected a str, not {type(value).__name__}")
+    # An unknown name (the engine rejects it) or a kind newer than this module: generic text.
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, (int, str)):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    raise TypeError(f"option {name}: expected a number or a string, not {type(value).__name__}")
+
+
 class Server:
     """A WebSocket server running on a background thread of the wsembed engine.
 
     ``Server(host="127.0.0.1", port=0, tls=None, **options)`` starts listening at once;
     ``port=0`` picks a free port (read it back from :attr:`port`). Every other keyword is an
-    engine option passed by name (numbers as ``int``, lists as a list or a comma-separated
-    string, switches as ``bool``, paths as ``str`` or :class:`os.PathLike`):
-
-    Limits and timeouts
-        ``max_message_size``, ``max_frame_size`` (larger closes with 1009),
-        ``max_connections`` (more get HTTP 503), ``handshake_timeout_ms``,
-        ``max_header_bytes`` (larger gets 431), ``ping_interval_ms`` (0 = never),
-        ``pong_timeout_ms``, ``close_timeout_ms``. ``handshake_timeout``, ``ping_interval``,
-        ``pong_timeout``, ``close_timeout`` and ``approval_timeout`` take seconds instead.
-    Backpressure
-        ``max_buffered_bytes`` (cap on bytes queued per connection), ``backpressure``:
-        ``"block"`` (sends raise :class:`WouldBlockError`, broadcasts skip the connection)
-        or ``"close"`` (close it with ``backpressure_close_code``: 1008, or 1013 "try again
-        later").
-    Admission
-        ``allowed_origins``: browser origins allowed to connect (exact ``Origin`` match such
-        as ``"https://example.com"``; empty = any; requests without ``Origin`` pass); others
-        get HTTP 403. ``max_connections_per_ip`` and ``max_handshakes_per_ip_per_sec``
-        (0 = no limit): more get HTTP 429. ``approve_handshakes=True`` reports each valid
-        upgrade request as a :class:`Handshake` event and waits for :meth:`accept` or
-        :meth:`reject`; one left unanswered for ``approval_timeout_ms`` (default 10000) gets
-        HTTP 503.
-    Rate limits (per connection, token bucket with a one-second burst; 0 = no limit)
-        ``max_messages_per_sec``, ``max_bytes_per_sec``; ``rate_limit_policy``: ``"close"``
-        (close with 1008, the default) or ``"drop"`` (discard the message and count it in
-        :attr:`Stats.rate_limited`).
-    TLS (wss://; TLS 1.2 and 1.3)
-        ``tls_cert_file`` and ``tls_key_file`` (paths of PEM files), or ``tls_cert_pem`` and
-        ``tls_key_pem`` (the PEM text), or ``tls=(cert_path, key_path)`` for short. With TLS,
-        :attr:`url` starts with ``wss://``. An unreadable or invalid certificate or key
-        raises :class:`InvalidArgumentError`.
-    Other
-        ``subprotocols`` (the server's list, most preferred first), ``static_dir`` (serve
-        plain HTTP GET/HEAD from this directory), ``max_static_file_bytes``.
+    engine option passed by name, converted by the option's kind (``bool`` switches, ``int``
+    numbers, lists as a sequence or a comma-separated string, paths as ``str`` or
+    :class:`os.PathLike`). The list below is read from the library at import time
+    (``wsembed_config_option_info``); :data:`wsembed.OPTIONS` has it as data.
 
     Unknown names and bad values raise :class:`InvalidArgumentError`; a port in use raises
     :class:`ServerIOError`.
@@ -161,7 +229,8 @@ class Server:
     :meth:`events` or, under asyncio, ``async for event in server.aevents()``. Poll from one
     thread (or task) at a time; the other methods (:meth:`send`, :meth:`broadcast`,
     :meth:`publish`, :meth:`subscribe`, :meth:`unsubscribe`, :meth:`close`, :meth:`accept`,
-    :meth:`reject`, :meth:`stats`, :meth:`stop`) are safe from any thread.
+    :meth:`reject`, :meth:`terminate`, :meth:`ping`, :meth:`set_user_data`, :meth:`stats`,
+    :meth:`stop`) are safe from any thread.
     """
 
     #: How many events one poll (one FFI call) can return.
@@ -185,21 +254,23 @@ class Server:
                 if limits.get(name) is not None:
                     raise TypeError(f"give either tls=(cert, key) or {name}=..., not both")
             limits["tls_cert_file"], limits["tls_key_file"] = cert_path, key_path
-        uses_tls = any(limits.get(name) for name in _TLS_OPTIONS)
+        uses_tls = any(limits.get(name) for name in _TLS_OPTIONS if name.startswith("tls_cert"))
         config = c_void_p()
         _check(_lib.wsembed_config_new(byref(config)))
         try:
             self._set_option(config, "host", host)
             self._set_option(config, "port", port)
             for name, value in limits.items():
-                if name in _SECONDS_ALIASES and value is not None:
-                    name, value = name + "_ms", int(math.ceil(float(value) * 1000))
+                if value is None:
+                    continue  # None: the engine's default
+                if name in _SECONDS_ALIASES:
+                    name, value = _SECONDS_ALIASES[name], int(math.ceil(float(value) * 1000))
                 self._set_option(config, name, value)
             out = c_void_p()
             rc = _lib.wsembed_server_start(config, byref(out))
             if rc:
                 detail = _ffi.last_error_message() or _ffi.result_text(rc)
-                if uses_tls and rc == _ffi.ERR_INVALID_ARGUMENT:
+                if uses_tls and rc == _abi.WSEMBED_ERR_INVALID_ARGUMENT:
                     detail = f"cannot use the TLS certificate/key: {detail}"
                 raise error_for(rc, detail)
         finally:
@@ -221,28 +292,18 @@ class Server:
         self._drained = False
         self._poll_lock = threading.Lock()
         self._raw = bytearray(_EVENT_SIZE * self.batch_size)
-        self._events = (_ffi.Event * self.batch_size).from_buffer(self._raw)
+        self._events = (_abi.wsembed_event * self.batch_size).from_buffer(self._raw)
         self._count = c_size_t()
+        # Per-connection values of set_user_data (see there), and the lock that orders a
+        # set_user_data against the conversion of that connection's Close.
+        self._user_data: Dict[int, Any] = {}
+        self._user_lock = threading.Lock()
 
     @staticmethod
     def _set_option(config: c_void_p, name: str, value: Any) -> None:
         key = _c_string(name, "option name")
-        if isinstance(value, bool):
-            # Switches such as approve_handshakes; a numeric option rejects "true" itself.
-            _check(_lib.wsembed_config_set(config, key, b"true" if value else b"false"))
-            return
-        if isinstance(value, int):
-            if value < 0:
-                raise InvalidArgumentError(f"option {name}: negative value {value}")
-            _check(_lib.wsembed_config_set_int(config, key, value))
-            return
-        if isinstance(value, (list, tuple)):
-            value = ",".join(str(v) for v in value)
-        elif isinstance(value, os.PathLike):
-            value = os.fspath(value)
-        if not isinstance(value, str):
-            raise TypeError(f"option {name}: expected a number or a string, not {type(value).__name__}")
-        _check(_lib.wsembed_config_set(config, key, _c_string(value, f"option {name}")))
+        text = _option_value(name, value)
+        _check(_lib.wsembed_config_set(config, key, _c_string(text, f"option {name}")))
 
     # ----------------------------------------------------------------- properties
 
@@ -323,30 +384,56 @@ class Server:
     def _convert(self, n: int) -> List[Event]:
         out: List[Event] = []
         append = out.append
+        user_data = self._user_data
         view = memoryview(self._raw)[: n * _EVENT_SIZE]
         try:
-            for kind, code, clean, conn, data, length, path, peer, proto, headers, nheaders, protos in _iter_unpack(
-                view
-            ):
-                if kind == 2:  # TEXT
-                    append(Message(conn, string_at(data, length).decode("utf-8") if length else "", True))
-                elif kind == 3:  # BINARY
-                    append(Message(conn, string_at(data, length) if length else b"", False))
-                elif kind == 1:  # OPEN
-                    pairs = _headers(headers, nheaders)
-                    append(Open(conn, _decode(peer), _decode(path), _decode(proto) if proto else None, pairs))
-                elif kind == 4:  # CLOSE
-                    reason = string_at(data, length).decode("utf-8", "replace") if length else ""
-                    append(Close(conn, code, reason, bool(clean)))
-                elif kind == 5:  # DRAIN
-                    append(Drain(conn))
-                elif kind == 6:  # HANDSHAKE
-                    offered = [p.strip() for p in _decode(protos).split(",")] if protos else []
+            for ev in _iter_unpack(view):
+                kind = ev[_I_KIND]
+                conn = ev[_I_CONN]
+                # The C user_data is only a flag that the dict has a value for conn.
+                ud = user_data.get(conn) if ev[_I_USER] else None
+                if kind == _EV_TEXT:
+                    length = ev[_I_LEN]
+                    append(Message(conn, string_at(ev[_I_DATA], length).decode("utf-8") if length else "", True, ud))
+                elif kind == _EV_BINARY:
+                    length = ev[_I_LEN]
+                    append(Message(conn, string_at(ev[_I_DATA], length) if length else b"", False, ud))
+                elif kind == _EV_OPEN:
+                    proto = ev[_I_PROTO]
                     append(
-                        Handshake(
-                            conn, _decode(peer), _decode(path), _headers(headers, nheaders), [p for p in offered if p]
+                        Open(
+                            conn,
+                            _decode(ev[_I_PEER]),
+                            _decode(ev[_I_PATH]),
+                            _decode(proto) if proto else None,
+                            _headers(ev[_I_HEADERS], ev[_I_NHEADERS]),
+                            ud,
                         )
                     )
+                elif kind == _EV_CLOSE:
+                    length = ev[_I_LEN]
+                    reason = string_at(ev[_I_DATA], length).decode("utf-8", "replace") if length else ""
+                    # Last event of conn: its Python value goes with it.
+                    with self._user_lock:
+                        ud = user_data.pop(conn, None)
+                    append(Close(conn, ev[_I_CODE], reason, bool(ev[_I_CLEAN]), ud))
+                elif kind == _EV_DRAIN:
+                    append(Drain(conn, ud))
+                elif kind == _EV_HANDSHAKE:
+                    append(
+                        Handshake(
+                            conn,
+                            _decode(ev[_I_PEER]),
+                            _decode(ev[_I_PATH]),
+                            _headers(ev[_I_HEADERS], ev[_I_NHEADERS]),
+                            _strings(ev[_I_PROTOS], ev[_I_NPROTOS]),
+                            ud,
+                        )
+                    )
+                elif kind == _EV_PING or kind == _EV_PONG:
+                    length = ev[_I_LEN]
+                    payload = string_at(ev[_I_DATA], length) if length else b""
+                    append((Ping if kind == _EV_PING else Pong)(conn, payload, ud))
                 # Unknown kinds (a newer engine) are skipped.
         finally:
             view.release()
@@ -406,8 +493,11 @@ class Server:
     def send(self, conn: int, data: Data) -> None:
         """Queues one message to ``conn``: ``str`` as text, bytes-like as binary. The data is
         copied before returning. Raises :class:`ConnectionClosedError` for a closed or unknown
-        connection, :class:`WouldBlockError` when its queue is full (wait for a ``Drain``),
-        :class:`ServerStoppedError` after :meth:`stop`."""
+        connection, :class:`WouldBlockError` when its queue is over ``max_buffered_bytes``
+        (wait for a ``Drain``) or the engine's command queue is over
+        ``max_queued_command_bytes``, :class:`ServerStoppedError` after :meth:`stop`. A
+        refused message is not kept anywhere: memory use stays bounded by the engine's
+        limits however slow the peer."""
         if type(data) is bytes:
             rc = _send(self._handle, conn, _BINARY, data, len(data))
         else:
@@ -442,12 +532,49 @@ class Server:
 
     def close(self, conn: int, code: int = 1000, reason: str = "") -> None:
         """Starts the closing handshake with ``conn``. ``code`` is 1000-1003, 1007-1014 or
-        3000-4999; ``reason`` at most 123 bytes of UTF-8. Sends to ``conn`` fail from now
-        on; a ``Close`` event follows."""
-        if not 0 <= code <= 0xFFFF:
-            raise InvalidArgumentError(f"close code {code} is out of range")
+        3000-4999; ``reason`` at most 123 bytes of UTF-8 (the engine checks both and raises
+        :class:`InvalidArgumentError` with its message). Sends to ``conn`` fail from now on;
+        a ``Close`` event follows."""
+        code = _fits(code, _CLOSE_CODE_T, "close code")
         raw = _c_string(reason, "close reason") if reason else None
         _check(_lib.wsembed_server_close(self._handle, conn, code, raw))
+
+    def terminate(self, conn: int) -> None:
+        """Drops ``conn``'s TCP connection at once, without a closing handshake (an abortive
+        close, as Node's ``socket.terminate()``); a ``Close`` event with code 1006 follows.
+        Works in any phase, also after :meth:`close`. Raises :class:`ConnectionClosedError`
+        once the connection is gone."""
+        _check(_lib.wsembed_server_terminate(self._handle, conn))
+
+    def ping(self, conn: int, data: Union[bytes, bytearray, memoryview, str] = b"") -> None:
+        """Sends a ping carrying ``data`` (at most 125 bytes; ``str`` is sent as UTF-8). With
+        ``ping_events=True`` the answer arrives as a :class:`Pong` event with the same
+        payload (round-trip time measurement). The engine pings idle peers by itself
+        (``ping_interval_ms``); this is for the application's own use."""
+        raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+        _check(_lib.wsembed_server_ping(self._handle, conn, raw, len(raw)))
+
+    def set_user_data(self, conn: int, value: Any) -> None:
+        """Attaches any Python object to ``conn``: every later event of the connection
+        carries it as ``event.user_data``, its :class:`Close` included, after which the
+        server drops its reference. ``None`` detaches it. Works in any phase (a
+        :class:`Handshake` included); setting again replaces the value.
+
+        The object stays on the Python side, in a dict of this server keyed by ``conn``
+        (never passed to C as a pointer, so it cannot be freed under the engine); the C
+        ``user_data`` only holds a "has a value" flag. Raises
+        :class:`ConnectionClosedError` once the connection is gone."""
+        with self._user_lock:
+            _check(_lib.wsembed_server_set_user_data(self._handle, conn, None if value is None else _HAS_USER_DATA))
+            if value is None:
+                self._user_data.pop(conn, None)
+            else:
+                self._user_data[conn] = value
+
+    def get_user_data(self, conn: int, default: Any = None) -> Any:
+        """What :meth:`set_user_data` attached to ``conn`` and is still held (until its
+        :class:`Close` was polled), else ``default``."""
+        return self._user_data.get(conn, default)
 
     def accept(self, conn: int, protocol: Optional[str] = None) -> None:
         """Accepts the upgrade request of a :class:`Handshake` event; an :class:`Open` event
@@ -461,20 +588,20 @@ class Server:
 
     def reject(self, conn: int, status: int = 403, body: str = "") -> None:
         """Refuses the upgrade request of a :class:`Handshake` event with HTTP ``status``
-        (400-599) and a short text ``body`` (at most 1024 bytes of UTF-8). No further event
+        (400-599) and a short text ``body`` (at most 1024 bytes of UTF-8; the engine checks
+        both and raises :class:`InvalidArgumentError` with its message). No further event
         follows for ``conn``. Raises :class:`ConnectionClosedError` if the handshake was
         already answered or timed out."""
-        if not 0 <= status <= 0xFFFF:
-            raise InvalidArgumentError(f"HTTP status {status} is out of range (400-599)")
+        status = _fits(status, _REJECT_STATUS_T, "HTTP status")
         raw = _c_string(body, "reject body") if body else None
         _check(_lib.wsembed_server_reject(self._handle, conn, status, raw))
 
     def stats(self) -> Stats:
         """A snapshot of the server's counters (all since start), as a :class:`Stats`.
         Still readable after :meth:`stop`."""
-        out = _ffi.Stats()
+        out = _abi.wsembed_stats()
         _check(_lib.wsembed_server_stats(self._handle, byref(out)))
-        return Stats(*(getattr(out, name) for name in _ffi.STATS_FIELDS))
+        return Stats(*(getattr(out, name) for name in _abi.FIELDS["wsembed_stats"]))
 
     def buffered_amount(self, conn: int) -> int:
         """How many bytes are queued for ``conn`` and not yet written to its socket."""
@@ -516,3 +643,21 @@ def _stop_all_at_exit() -> None:
                 server.stop(timeout=0.5)
         except WsembedError:
             pass
+
+
+def _options_doc() -> str:
+    lines = ["", "    Engine options (from the library: name, kind, default):", ""]
+    for info in _OPTIONS.values():
+        default = f"default ``{info.default}``" if info.default else "no default"
+        lines.append(f"    ``{info.name}`` ({info.kind}, {default})")
+        lines.append(f"        {info.doc}")
+    lines += ["", "    Host-only keywords:", ""]
+    for name, doc in HOST_OPTIONS.items():
+        lines.append(f"    ``{name}``")
+        lines.append(f"        {doc}")
+    return "\n".join(lines) + "\n"
+
+
+# The option list of the docstring is the library's, so it cannot drift from the engine.
+_head, _sep, _tail = (Server.__doc__ or "").partition("\n    Unknown names and bad values")
+Server.__doc__ = _head + _options_doc() + _sep + _tail
