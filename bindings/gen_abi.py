@@ -426,7 +426,9 @@ def gen_python(abi: dict) -> str:
     out.append("#: struct-module formats (native alignment) of each struct, for struct.iter_unpack.")
     out.append("FORMATS = {")
     for sname, struct in abi["structs"].items():
-        fmt = "@" + "".join(struct_char(abi, f["type"]) for f in struct["fields"])
+        # A zero-count "P" at the end pads the format to pointer alignment as C pads the
+        # struct (needed when the last field is narrower than the widest one).
+        fmt = "@" + "".join(struct_char(abi, f["type"]) for f in struct["fields"]) + "0P"
         out.append(f"    {py_repr(sname)}: {py_repr(fmt)},")
     out.append("}")
     out.append("")

@@ -129,6 +129,24 @@ declare namespace WebSocket {
     maxPendingEventBytes?: number;
     /** What host commands waiting for the engine's loop may cost; past it sends fail with WOULD_BLOCK. */
     maxQueuedCommandBytes?: number;
+    /** permessage-deflate: 'off' (default), 'shared' or 'dedicated' (see the README). */
+    compression?: 'off' | 'shared' | 'dedicated';
+    /** Window of the server's compressors, 9-15 (default 15). */
+    compressionWindowBits?: number;
+    /** zlib memLevel of the server's compressors, 1-9 (default 8). */
+    compressionMemLevel?: number;
+    /** Messages shorter than this go uncompressed (default 128). */
+    compressionThreshold?: number;
+    /** Event loops (threads) serving the port (default 1). */
+    threads?: number;
+    /** Run the engine on its own thread (default true); false is host-driven mode (not useful from Node). */
+    loopThread?: boolean;
+    /** Listen on host:port (default true). */
+    listen?: boolean;
+    /** Join the servers on this Redis: publish and broadcast reach their clients too. */
+    redisUrl?: string;
+    /** Prefix of the Redis channels (default 'wsembed'). */
+    redisPrefix?: string;
     /** Serve plain HTTP GET/HEAD requests from this directory. */
     staticDir?: string;
     maxStaticFileBytes?: number;

@@ -22,7 +22,7 @@ const HOST_OPTIONS = Object.freeze({
   handleProtocols: 'ws: (protocols: Set<string>, request) => protocol | false picks the subprotocol; turns on approve_handshakes.',
   tls: '{ cert, key } (PEM strings or Buffers) or { certFile, keyFile }: serve wss:// (tls_cert_pem/tls_key_pem or tls_cert_file/tls_key_file).',
   stopTimeoutMs: 'How long close() waits for the clients\' closing handshakes, in ms (default 2000).',
-  perMessageDeflate: 'ws: accepted for compatibility and ignored (permessage-deflate is not negotiated).',
+  perMessageDeflate: 'ws: true = compression "dedicated" (context takeover, as ws); an object maps serverNoContextTakeover + clientNoContextTakeover to "shared", serverMaxWindowBits to compressionWindowBits, threshold to compressionThreshold, zlibDeflateOptions.memLevel to compressionMemLevel; false = off. An explicit compression option wins.',
   server: 'ws: not supported (the engine owns its listening socket): throws.',
   noServer: 'ws: not supported (the engine owns its listening socket): throws.',
   backlog: 'ws: accepted for compatibility and ignored (the engine sets its own listen backlog).',
@@ -115,6 +115,22 @@ function engineValues(options) {
     }
     if (cert !== undefined) values.tls_cert_pem = pemText(cert); else values.tls_cert_file = String(certFile);
     if (key !== undefined) values.tls_key_pem = pemText(key); else values.tls_key_file = String(keyFile);
+  }
+  const pmd = options.perMessageDeflate;
+  if (pmd !== undefined && pmd !== null && values.compression === undefined) {
+    if (pmd === false) {
+      values.compression = 'off';
+    } else if (pmd === true) {
+      values.compression = 'dedicated';
+    } else if (typeof pmd === 'object') {
+      values.compression = pmd.serverNoContextTakeover && pmd.clientNoContextTakeover ? 'shared' : 'dedicated';
+      if (typeof pmd.serverMaxWindowBits === 'number') values.compression_window_bits = String(pmd.serverMaxWindowBits);
+      if (typeof pmd.threshold === 'number') values.compression_threshold = String(pmd.threshold);
+      const zlib = pmd.zlibDeflateOptions || {};
+      if (typeof zlib.memLevel === 'number') values.compression_mem_level = String(zlib.memLevel);
+    } else {
+      throw new TypeError('wsembed: perMessageDeflate is true, false or an options object');
+    }
   }
   return values;
 }

@@ -40,9 +40,11 @@ def test_generator_follows_header_changes():
     """A new field, enum value or function in the header shows up in the generated text."""
     gen = load_generator()
     header = HEADER.read_text(encoding="utf-8")
-    changed = header.replace(
-        "  void *user_data;\n} wsembed_event;", "  void *user_data;\n  uint32_t extensions;\n} wsembed_event;"
-    ).replace("WSEMBED_EVENT_PONG = 8,", "WSEMBED_EVENT_PONG = 8,\n  WSEMBED_EVENT_FUTURE = 9,")
+    last_field = "  uint16_t http_status;\n} wsembed_event;"
+    assert last_field in header, "update this test: the last field of wsembed_event moved"
+    changed = header.replace(last_field, "  uint16_t http_status;\n  uint32_t future_field;\n} wsembed_event;").replace(
+        "WSEMBED_EVENT_FAILED = 12,", "WSEMBED_EVENT_FAILED = 12,\n  WSEMBED_EVENT_FUTURE = 13,"
+    )
     changed = changed.replace(
         "void wsembed_server_free(struct wsembed_server *server);",
         "void wsembed_server_free(struct wsembed_server *server);\n\n"
@@ -50,10 +52,12 @@ def test_generator_follows_header_changes():
         "                                      struct wsembed_server **out);",
     )
     text = gen.generate(changed)["python"]
-    assert '("extensions", ctypes.c_uint32)' in text
-    assert "WSEMBED_EVENT_FUTURE = 9" in text
+    assert '("future_field", ctypes.c_uint32)' in text
+    assert "WSEMBED_EVENT_FUTURE = 13" in text
     assert '"wsembed_client_connect": (ctypes.c_uint32, [ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p)]' in text
-    assert '"wsembed_event": "@IH?QPNPPPPNPNPI"' in text
+    before = gen.generate(header)["python"]
+    old_format = next(line for line in before.splitlines() if line.startswith('    "wsembed_event": "@'))
+    assert old_format.replace('0P"', 'I0P"') in text, "the new field lands at the end of the struct format"
     with pytest.raises(gen.HeaderError):
         gen.generate(header.replace("WSEMBED_TEXT = 1,", "WSEMBED_TEXT,"))  # implicit values are refused
 

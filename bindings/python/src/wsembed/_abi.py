@@ -238,10 +238,10 @@ FIELD_DOCS = {
 }
 #: struct-module formats (native alignment) of each struct, for struct.iter_unpack.
 FORMATS = {
-    "wsembed_option_info": "@PPPP",
-    "wsembed_header": "@PP",
-    "wsembed_event": "@IH?QPNPPPPPNPNPIIIH",
-    "wsembed_stats": "@QQQQQQQQQQQQQQQQQQQQQ",
+    "wsembed_option_info": "@PPPP0P",
+    "wsembed_header": "@PP0P",
+    "wsembed_event": "@IH?QPNPPPPPNPNPIIIH0P",
+    "wsembed_stats": "@QQQQQQQQQQQQQQQQQQQQQ0P",
 }
 
 #: name -> (restype, argtypes, parameter names) for every exported function.
