@@ -1022,6 +1022,13 @@ mod sizes {
         let machine = std::mem::size_of::<super::Connection>();
         let slot = std::mem::size_of::<super::super::slots::SlotShared>();
         println!("Conn {conn} B (machine {machine} B), table slot {slot} B, entry {} B", std::mem::size_of::<super::Entry>());
+        println!(
+            "out queue {} B, transport {} B, static body {} B, decoder {} B",
+            std::mem::size_of::<super::OutQueue>(),
+            std::mem::size_of::<Option<super::Transport>>(),
+            std::mem::size_of::<Option<super::static_files::Body>>(),
+            std::mem::size_of::<crate::protocol::decoder::Decoder>()
+        );
         assert!(conn + slot <= 512, "an idle connection grew past 512 B: {conn} + {slot}");
     }
 }
