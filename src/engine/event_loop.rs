@@ -32,7 +32,7 @@ use crate::protocol::extensions::{CompressionMode, DeflateConfig};
 const FILE_CHUNK: usize = 64 * 1024;
 
 /// Writes the queue, refilling it from a static file body while the socket takes more.
-fn flush_with_body(out: &mut OutQueue, body: &mut Option<static_files::Body>, transport: &mut Transport) -> io::Result<usize> {
+fn flush_with_body(out: &mut OutQueue, body: &mut Option<Box<static_files::Body>>, transport: &mut Transport) -> io::Result<usize> {
     let mut total = 0;
     loop {
         if out.is_empty() {
@@ -93,7 +93,7 @@ struct Conn {
     /// FIN already sent.
     write_shut: bool,
     /// A static file response's body still to send, read as the socket drains.
-    static_body: Option<static_files::Body>,
+    static_body: Option<Box<static_files::Body>>,
 }
 
 struct Entry {
@@ -351,7 +351,7 @@ impl EventLoop {
                     self.queue(slot, Bytes::from(response.head));
                     // The body goes out as the socket drains (files run to megabytes).
                     if let Some(conn) = self.entries[slot].conn.as_deref_mut() {
-                        conn.static_body = Some(response.body);
+                        conn.static_body = Some(Box::new(response.body));
                     }
                     self.mark_dirty(slot);
                 }
@@ -1026,7 +1026,7 @@ mod sizes {
             "out queue {} B, transport {} B, static body {} B, decoder {} B",
             std::mem::size_of::<super::OutQueue>(),
             std::mem::size_of::<Option<super::Transport>>(),
-            std::mem::size_of::<Option<super::static_files::Body>>(),
+            std::mem::size_of::<Option<Box<super::static_files::Body>>>(),
             std::mem::size_of::<crate::protocol::decoder::Decoder>()
         );
         assert!(conn + slot <= 512, "an idle connection grew past 512 B: {conn} + {slot}");
