@@ -2,7 +2,7 @@
 """echo_server: echoes every message to its sender (text as text, binary as binary), or with
 --broadcast sends each message to every connected client. Messages up to 16 MiB.
 
-    python echo_server.py [--port N] [--broadcast]
+    python echo_server.py [--port N] [--broadcast] [--deflate shared|dedicated] [--redis URL] [--threads N]
 
 Prints "listening on ws://127.0.0.1:PORT" once it accepts connections. Stops on SIGINT/SIGTERM.
 (The Python twin of examples/c/echo_server.c.)
@@ -19,6 +19,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=0, help="TCP port (0: any free port)")
     parser.add_argument("--broadcast", action="store_true", help="send each message to every client")
+    parser.add_argument("--deflate", choices=["shared", "dedicated"], help="permessage-deflate mode")
+    parser.add_argument("--redis", metavar="URL", help="share broadcasts with every server on this Redis")
+    parser.add_argument("--threads", type=int, default=1, help="event loops serving the port")
     args = parser.parse_args()
     if not 0 <= args.port <= 65535:
         parser.error(f"bad port {args.port}")
@@ -29,7 +32,10 @@ def main() -> int:
         nonlocal stop_requested
         stop_requested = True
 
-    with wsembed.Server(port=args.port, max_message_size=16 * 1024 * 1024) as server:
+    options = {"compression": args.deflate or "off", "threads": args.threads}
+    if args.redis:
+        options["redis_url"] = args.redis
+    with wsembed.Server(port=args.port, max_message_size=16 * 1024 * 1024, **options) as server:
         print(f"listening on ws://127.0.0.1:{server.port}", flush=True)
         signal.signal(signal.SIGINT, on_signal)
         signal.signal(signal.SIGTERM, on_signal)
