@@ -174,6 +174,9 @@ impl Default for ServerConfig {
     }
 }
 
+/// Most connection slots one loop can have (the engine's table is sized by it).
+pub const MAX_CONNECTIONS: usize = 1024 * 1024;
+
 /// What an option's value is, for hosts that convert their own types to option text.
 pub struct OptionSpec {
     pub name: &'static str,

@@ -32,7 +32,7 @@ options_table! {
         |c, v| { c.max_frame_size = size(positive(v)?)?; Ok(()) };
     "max_connections", "count", "100000",
         "Simultaneous TCP connections, handshakes included; more are answered 503.",
-        |c, v| { c.max_connections = size(positive(v)?)?.min(crate::engine::slots::MAX_SLOTS); Ok(()) };
+        |c, v| { c.max_connections = size(positive(v)?)?.min(MAX_CONNECTIONS); Ok(()) };
     "handshake_timeout_ms", "milliseconds", "10000",
         "A client must complete its upgrade request within this time.",
         |c, v| { c.handshake_timeout = ms(positive(v)?); Ok(()) };

@@ -13,7 +13,8 @@ use crate::event::ConnId;
 const CHUNK: usize = 1024;
 const CHUNKS: usize = 1024;
 /// Most connection slots one server can have.
-pub const MAX_SLOTS: usize = CHUNK * CHUNKS;
+pub const MAX_SLOTS: usize = crate::config::MAX_CONNECTIONS;
+const _: () = assert!(CHUNK * CHUNKS == MAX_SLOTS, "the table holds exactly MAX_CONNECTIONS slots");
 
 #[derive(Default)]
 pub struct SlotShared {
