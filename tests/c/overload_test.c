@@ -19,7 +19,7 @@
 
 /* AddressSanitizer keeps freed memory in a quarantine (256 MB by default): RSS bounds allow it. */
 #if defined(__SANITIZE_ADDRESS__)
-#define SANITIZER_SLACK_KIB (320L * 1024)
+#define SANITIZER_SLACK_KIB (512L * 1024)
 #else
 #define SANITIZER_SLACK_KIB 0L
 #endif
