@@ -601,6 +601,15 @@ impl Connection {
         self.remove(out);
     }
 
+    /// A socket error: a failed dial (classified for the reconnect policy) or a lost connection.
+    pub fn on_io_error(&mut self, e: &std::io::Error, now: Instant, out: &mut Outputs) {
+        if self.is_dialing() {
+            self.on_dial_error(Failure::from_io(e), e.to_string(), now, out)
+        } else {
+            self.on_disconnect(now, out)
+        }
+    }
+
     /// A valid upgrade request: check the origin, then accept or ask the host.
     fn on_upgrade_request(&mut self, request: UpgradeRequest, early: Vec<u8>, config: &ServerConfig, now: Instant, out: &mut Outputs) {
         let allowed = &config.allowed_origins;

@@ -763,14 +763,7 @@ impl EventLoop {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    let failure = Failure::from_io(&e);
-                    self.drive(slot, now, |c, _, out| {
-                        if c.is_dialing() {
-                            c.on_dial_error(failure, e.to_string(), now, out)
-                        } else {
-                            c.on_disconnect(now, out)
-                        }
-                    });
+                    self.drive(slot, now, |c, _, out| c.on_io_error(&e, now, out));
                     break;
                 }
             }
@@ -813,14 +806,7 @@ impl EventLoop {
         let written = match flush_with_body(&mut conn.out, &mut conn.static_body, transport) {
             Ok(n) => n,
             Err(e) => {
-                let failure = Failure::from_io(&e);
-                self.drive(slot, now, |c, _, out| {
-                    if c.is_dialing() {
-                        c.on_dial_error(failure, e.to_string(), now, out)
-                    } else {
-                        c.on_disconnect(now, out)
-                    }
-                });
+                self.drive(slot, now, |c, _, out| c.on_io_error(&e, now, out));
                 return;
             }
         };
