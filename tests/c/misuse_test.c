@@ -108,6 +108,27 @@ static void test_null_arguments_server(void) {
     CHECK_RC(wsembed_server_ping(s, id, NULL, 4), WSEMBED_ERR_NULL_ARGUMENT);
     CHECK_RC(wsembed_server_set_user_data(NULL, id, NULL), WSEMBED_ERR_NULL_ARGUMENT);
     CHECK_RC(wsembed_config_option_info(0, NULL), WSEMBED_ERR_NULL_ARGUMENT);
+    CHECK_RC(wsembed_server_service(NULL, 0), WSEMBED_ERR_NULL_ARGUMENT);
+    CHECK_RC(wsembed_client_options_new(NULL), WSEMBED_ERR_NULL_ARGUMENT);
+    CHECK_RC(wsembed_client_options_set(NULL, "origin", "x"), WSEMBED_ERR_NULL_ARGUMENT);
+    {
+        uint64_t conn = 0;
+        wsembed_client_options *co = NULL;
+        CHECK_RC(wsembed_server_connect(NULL, "ws://127.0.0.1:1/", NULL, &conn), WSEMBED_ERR_NULL_ARGUMENT);
+        CHECK_RC(wsembed_server_connect(s, NULL, NULL, &conn), WSEMBED_ERR_NULL_ARGUMENT);
+        CHECK_RC(wsembed_server_connect(s, "ws://127.0.0.1:1/", NULL, NULL), WSEMBED_ERR_NULL_ARGUMENT);
+        CHECK_RC(wsembed_server_connect(s, "http://x/", NULL, &conn), WSEMBED_ERR_INVALID_ARGUMENT);
+        CHECK(conn == 0);
+        if (CHECK_RC(wsembed_client_options_new(&co), WSEMBED_OK)) {
+            CHECK_RC(wsembed_client_options_set(co, NULL, "x"), WSEMBED_ERR_NULL_ARGUMENT);
+            CHECK_RC(wsembed_client_options_set(co, "origin", NULL), WSEMBED_ERR_NULL_ARGUMENT);
+            CHECK_RC(wsembed_client_options_set(co, "no_such_option", "1"), WSEMBED_ERR_INVALID_ARGUMENT);
+            CHECK_RC(wsembed_client_options_set(co, "header", "no colon"), WSEMBED_ERR_INVALID_ARGUMENT);
+            CHECK_RC(wsembed_client_options_set(co, "reconnect", "maybe"), WSEMBED_ERR_INVALID_ARGUMENT);
+        }
+        wsembed_client_options_free(co);
+        wsembed_client_options_free(NULL);
+    }
     CHECK_RC(wsembed_server_stats(s, &stats), WSEMBED_OK);
     CHECK(stats.open_connections == 1 && stats.handshakes_accepted == 1);
 
