@@ -167,14 +167,10 @@ class Client:
             if event is None:
                 self.terminate()
                 raise TimeoutError(f"{self.url}: not open within {timeout}s")
-            if isinstance(event, Open):
-                self._pending.remove(event)
 
     async def _await_open(self) -> None:
         while not self.opened:
-            event = await self.arecv_event()
-            if isinstance(event, Open):
-                self._pending.remove(event)
+            await self.arecv_event()
 
     # ------------------------------------------------------------ commands
 
