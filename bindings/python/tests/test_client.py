@@ -273,3 +273,55 @@ def test_wsembed_client_compression_against_wsembed_server():
                 assert client.recv(DEADLINE) == data
         finally:
             echo.close()
+
+
+# ------------------------------------------------------------------ wss:// with a trusted CA
+
+def test_client_wss_with_websockets_server_and_ca(tmp_path):
+    import ssl
+
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    leaf = ca.issue_cert("localhost", "127.0.0.1")
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    leaf.configure_cert(ctx)
+
+    def handler(ws):
+        for msg in ws:
+            ws.send(msg)
+
+    srv = ws_serve(handler, "127.0.0.1", 0, ssl=ctx)
+    port = srv.socket.getsockname()[1]
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    try:
+        ca_pem = ca.cert_pem.bytes().decode()
+        with wsembed.connect(f"wss://localhost:{port}/", ca_pem=ca_pem) as client:
+            client.send("secret")
+            assert client.recv(DEADLINE) == "secret"
+        ca_file = tmp_path / "ca.pem"
+        ca.cert_pem.write_to_path(str(ca_file))
+        with wsembed.connect(f"wss://localhost:{port}/", ca_file=ca_file) as client:
+            client.send(b"x")
+            assert client.recv(DEADLINE) == b"x"
+        # Without the CA the system roots do not trust it: failed for good, not retried.
+        with pytest.raises(wsembed.ClientClosedError) as info:
+            wsembed.connect(f"wss://localhost:{port}/", reconnect=True)
+        assert info.value.failure == wsembed._abi.WSEMBED_FAILURE_TLS_VERIFICATION
+    finally:
+        srv.shutdown()
+        thread.join(DEADLINE)
+
+
+def test_many_clients_do_not_mix_events(server):
+    echo = EchoThread(server)
+    try:
+        clients = [wsembed.connect(server.url) for _ in range(5)]
+        for i, c in enumerate(clients):
+            c.send(f"client {i}")
+        for i, c in enumerate(clients):
+            assert c.recv(DEADLINE) == f"client {i}"
+        for c in clients:
+            c.close()
+    finally:
+        echo.close()
