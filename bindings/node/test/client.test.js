@@ -220,3 +220,57 @@ test('wsembed client with perMessageDeflate against an npm ws server', async () 
     srv.close();
   }
 });
+
+test('wss:// against an npm ws server on https, with ca as PEM and as a path; untrusted fails', async (t) => {
+  const { execFileSync } = require('child_process');
+  const fs = require('fs'); const os = require('os'); const path = require('path'); const https = require('https');
+  try { execFileSync('openssl', ['version'], { stdio: 'ignore' }); } catch (_) { t.skip('openssl not found'); return; }
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wsembed-ctls-'));
+  const certFile = path.join(dir, 'c.pem'); const keyFile = path.join(dir, 'k.pem');
+  // A CA and a leaf it signs (rustls refuses a CA certificate used as the server's own).
+  const caFile = path.join(dir, 'ca.pem'); const caKey = path.join(dir, 'ca.key'); const csr = path.join(dir, 'l.csr');
+  const ext = path.join(dir, 'ext.cnf');
+  fs.writeFileSync(ext, 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n');
+  const run = (args) => execFileSync('openssl', args, { stdio: 'ignore' });
+  run(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=wsembed test CA', '-keyout', caKey, '-out', caFile, '-days', '1']);
+  run(['req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-keyout', keyFile, '-out', csr]);
+  run(['x509', '-req', '-in', csr, '-CA', caFile, '-CAkey', caKey, '-CAcreateserial', '-out', certFile, '-days', '1', '-extfile', ext]);
+  const httpsServer = https.createServer({ cert: fs.readFileSync(certFile), key: fs.readFileSync(keyFile) });
+  const srv = new ws.WebSocketServer({ server: httpsServer });
+  srv.on('connection', (s) => s.on('message', (d, isBinary) => s.send(d, { binary: isBinary })));
+  await new Promise((r) => httpsServer.listen(0, '127.0.0.1', r));
+  const port = httpsServer.address().port;
+  try {
+    for (const ca of [fs.readFileSync(caFile), caFile]) {
+      const c = collect(new WebSocket(`wss://localhost:${port}/`, { ca }));
+      await withTimeout(once(c, 'open'), T, 'wss open');
+      c.send('over tls');
+      assert.equal((await nth(c, 1)).data.toString(), 'over tls');
+      c.close();
+      assert.equal((await withTimeout(c.closed, T, 'close')).code, 1000);
+    }
+    const bad = collect(new WebSocket(`wss://localhost:${port}/`, { reconnect: true }));
+    assert.equal((await withTimeout(bad.closed, T, 'close')).code, 1006);
+    assert.equal(bad.errors[0].code, 'WSEMBED_FAILURE_TLS_VERIFICATION');
+  } finally {
+    for (const s of srv.clients) s.terminate();
+    srv.close();
+    httpsServer.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('queueWhileConnecting: sends before open are delivered after it', async () => {
+  const srv = await wsServer();
+  try {
+    const c = collect(new WebSocket(`ws://127.0.0.1:${srv.address().port}/`, { queueWhileConnecting: 65536 }));
+    assert.equal(c.send('queued early'), true);
+    await withTimeout(once(c, 'open'), T, 'open');
+    assert.equal((await nth(c, 1)).data.toString(), 'queued early');
+    c.terminate();
+    assert.equal((await withTimeout(c.closed, T, 'close')).code, 1006);
+  } finally {
+    for (const s of srv.clients) s.terminate();
+    srv.close();
+  }
+});
