@@ -48,7 +48,8 @@ function redisCommand(port, command) {
 
 function spawnChat(redisPort) {
   return new Promise((resolve, reject) => {
-    const child = spawn(CHAT, ['--port', '0', '--redis', `redis://127.0.0.1:${redisPort}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(CHAT, ['--port', '0', '--redis', `redis://127.0.0.1:${redisPort}`,
+      '--static', path.join(REPO, 'examples', 'chat')], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = ''; let err = '';
     const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`chat_server did not start: ${out} ${err}`)); }, 10000);
     child.stderr.on('data', (d) => { err += d; });
@@ -114,8 +115,8 @@ test('two chromium pages on two C chat servers joined by Redis chat with each ot
     assert.deepEqual(pageErrors, []);
   } finally {
     if (browser) await browser.close();
-    await stop(s1);
-    await stop(s2);
+    await stop(s1 && s1.child);
+    await stop(s2 && s2.child);
     await stop(redis);
   }
 });
