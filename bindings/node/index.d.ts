@@ -5,7 +5,11 @@ import { EventEmitter } from 'events';
 
 type Data = string | Buffer | ArrayBuffer | ArrayBufferView | Buffer[];
 
-/** The server side of one connection; instances come from the server's 'connection' event. */
+/**
+ * One connection: the server side (instances come from the server's 'connection' event), or a
+ * client made with `new WebSocket(url, protocols?, options?)` (dialed by a process-wide,
+ * client-only wsembed engine that stops itself when no client connection is left).
+ */
 declare class WebSocket extends EventEmitter {
   static readonly CONNECTING: 0;
   static readonly OPEN: 1;
@@ -16,8 +20,12 @@ declare class WebSocket extends EventEmitter {
   readonly CLOSING: 2;
   readonly CLOSED: 3;
 
-  /** Throws: wsembed is a server; use `ws` for clients. */
-  private constructor();
+  /** Dials `address` (ws:// or wss://). 'open' follows, or 'error' then 'close' (1006). */
+  constructor(address: string | URL, protocols?: string | string[], options?: WebSocket.ClientOptions);
+  constructor(address: string | URL, options?: WebSocket.ClientOptions);
+
+  /** Client: the response headers of the latest handshake (lowercase names). */
+  responseHeaders?: Record<string, string>;
 
   /** 1 OPEN, 2 CLOSING after close(), 3 CLOSED after the 'close' event. */
   readonly readyState: 0 | 1 | 2 | 3;
@@ -29,9 +37,9 @@ declare class WebSocket extends EventEmitter {
   readonly id: number | bigint;
   /** Chosen subprotocol, or "". */
   protocol: string;
-  /** Always "" (no extensions are negotiated). */
+  /** The negotiated extension (e.g. "permessage-deflate; ..."), or "". */
   extensions: string;
-  /** Request target of the upgrade request. */
+  /** Server side: request target of the upgrade request. Client: the URL dialed. */
   url: string;
   binaryType: 'nodebuffer' | 'arraybuffer' | 'fragments';
   /** Topics this socket is subscribed to (a copy). */
@@ -63,6 +71,11 @@ declare class WebSocket extends EventEmitter {
   on(event: 'close', listener: (code: number, reason: Buffer) => void): this;
   on(event: 'drain', listener: () => void): this;
   on(event: 'ping' | 'pong', listener: (data: Buffer) => void): this;
+  on(event: 'open', listener: () => void): this;
+  on(event: 'error', listener: (err: WebSocket.ClientError) => void): this;
+  /** Client with `reconnect` (wsembed only; ws has no such event): dialing again in delayMs. */
+  on(event: 'reconnecting', listener: (info: WebSocket.ReconnectInfo) => void): this;
+  on(event: 'upgrade', listener: (response: { statusCode: number; headers: Record<string, string> }) => void): this;
   on(event: string | symbol, listener: (...args: any[]) => void): this;
   once(event: 'message', listener: (data: WebSocket.RawData, isBinary: boolean) => void): this;
   once(event: 'close', listener: (code: number, reason: Buffer) => void): this;
@@ -73,6 +86,42 @@ declare const WebSocketClass: typeof WebSocket;
 type WebSocketClass = WebSocket;
 
 declare namespace WebSocket {
+  interface ClientOptions {
+    /** Extra request headers. */
+    headers?: Record<string, string | string[]>;
+    origin?: string;
+    /** CA(s) to trust for wss://: PEM text (string/Buffer, or an array of them) or a file path. */
+    ca?: string | Buffer | Array<string | Buffer>;
+    /** Fail when the server picks none of the offered subprotocols. */
+    requireProtocol?: boolean;
+    /** ms for TCP+TLS connect (default 10000). */
+    connectTimeout?: number;
+    /** ms for the 101 response (default 10000; ws's handshakeTimeout). */
+    handshakeTimeout?: number;
+    /** Dial again after failures and drops (full-jitter backoff); 'reconnecting' events tell. */
+    reconnect?: boolean | { minDelayMs?: number; maxDelayMs?: number; maxAttempts?: number; resetAfterMs?: number };
+    /** Bytes of sends kept while not open (default 0: send() throws while CONNECTING, as ws). */
+    queueWhileConnecting?: number;
+    /** Offer permessage-deflate (default false, unlike ws). */
+    perMessageDeflate?: boolean;
+  }
+  interface ReconnectInfo {
+    attempt: number;
+    delayMs: number;
+    /** A WSEMBED_FAILURE_* number; failureName its short name, e.g. 'CONNECTION_REFUSED'. */
+    failure: number;
+    failureName: string;
+    /** HTTP status of a refusal, or the close code when an open connection ended; else 0. */
+    httpStatus: number;
+    reason: string;
+  }
+  interface ClientError extends Error {
+    /** 'WSEMBED_FAILURE_CONNECTION_REFUSED', 'WSEMBED_FAILURE_HTTP_STATUS', ... */
+    code: string;
+    failure?: number;
+    httpStatus?: number;
+    reason?: string;
+  }
   type RawData = Buffer | ArrayBuffer | Buffer[];
 
   interface SendOptions {

@@ -7,7 +7,8 @@
 // lib/errors.js            Errors from result codes (texts from the library)
 // lib/options.js           engine options from the library, camelCase <-> snake_case, ws names
 // lib/pump.js              the event pump (event fd -> wsembed_server_poll -> dispatch)
-// lib/websocket.js         the server side of one connection (WebSocket)
+// lib/websocket.js         one connection (WebSocket): the server side, and the client side
+// lib/websocket-client.js  the client side: new WebSocket(url) on a process-wide client engine
 // lib/websocket-server.js  WebSocketServer and Handshake
 
 const native = require('./lib/native');

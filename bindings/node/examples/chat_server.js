@@ -35,6 +35,9 @@ const wss = new WebSocketServer({
   port: opts.port,
   host: opts.host,
   maxPayload: 64 * 1024,
+  // permessage-deflate with one shared compressor per loop (no per-connection contexts); the
+  // page shows the negotiated extension.
+  compression: 'shared',
   staticDir: path.resolve(__dirname, '..', '..', '..', 'examples', 'chat'),
 });
 

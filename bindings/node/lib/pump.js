@@ -43,7 +43,7 @@ function openEventFd(fd) {
 const PTR_SIZE = 8; // checked in native.js
 // Event kinds whose data/len is a payload to copy (a lookup table by kind).
 const HAS_PAYLOAD = new Uint8Array(Math.max(...Object.values(EVENT)) + 1);
-for (const k of [EVENT.TEXT, EVENT.BINARY, EVENT.CLOSE, EVENT.PING, EVENT.PONG]) HAS_PAYLOAD[k] = 1;
+for (const k of [EVENT.TEXT, EVENT.BINARY, EVENT.CLOSE, EVENT.PING, EVENT.PONG, EVENT.RECONNECTING, EVENT.FAILED]) HAS_PAYLOAD[k] = 1;
 const hasPayload = (kind) => kind < HAS_PAYLOAD.length && HAS_PAYLOAD[kind] === 1;
 
 class Pump {
@@ -208,6 +208,13 @@ class Pump {
           case EVENT.HANDSHAKE: sink._onHandshake(conn, this._requestEvent(off)); break;
           case EVENT.PING: sink._onPing(conn, data); break;
           case EVENT.PONG: sink._onPong(conn, data); break;
+          // Client connections (wsembed_server_connect): a sink without clients ignores them.
+          case EVENT.RECONNECTING:
+            if (sink._onReconnecting) sink._onReconnecting(conn, this._clientEvent(off, dv), data);
+            break;
+          case EVENT.FAILED:
+            if (sink._onFailed) sink._onFailed(conn, this._clientEvent(off, dv), data);
+            break;
           default: break; // a kind newer than this package
         }
       } catch (e) {
@@ -215,6 +222,17 @@ class Pump {
       }
     }
     return thrown;
+  }
+
+  // The numbers of a RECONNECTING or FAILED event.
+  _clientEvent(off, dv) {
+    const L = this._layout;
+    return {
+      attempt: dv.getUint32(off + L.attempt, true),
+      delayMs: Number(dv.getUint32(off + L.delay_ms, true)),
+      failure: dv.getUint32(off + L.failure, true),
+      httpStatus: dv.getUint16(off + L.http_status, true),
+    };
   }
 
   // The strings of an OPEN or HANDSHAKE event (rare: decoded with koffi).
@@ -227,6 +245,7 @@ class Pump {
       path: e.path,
       peer: e.peer,
       protocol: e.protocol,
+      extensions: e.extensions,
       protocols: nProtocols > 0 && e.protocols !== null
         ? Array.from({ length: nProtocols }, (_, i) => k.decode(e.protocols, i * PTR_SIZE, 'const char *')) : [],
       headers: nHeaders > 0 ? k.decode(e.headers, 'wsembed_header', nHeaders) : [],

@@ -462,6 +462,7 @@ class WebSocketServer extends EventEmitter {
     socket._conn = conn;
     socket._readyState = OPEN;
     socket.protocol = ev.protocol || '';
+    socket.extensions = ev.extensions || '';
     let request = this._requests.get(conn);
     this._requestTimes.delete(conn);
     if (request !== undefined) {

@@ -60,12 +60,13 @@ function notOpen(state) {
  * `maxBufferedBytes`, and nothing of it is held after its 'close'.
  */
 class WebSocket extends EventEmitter {
-  constructor(address) {
+  /**
+   * `new WebSocket(url, protocols?, options?)` dials `url` (see lib/websocket-client.js); the
+   * server side's sockets come from the server's 'connection' event.
+   */
+  constructor(address, protocols, options) {
     super();
-    if (address !== kInternal) {
-      throw new Error('wsembed is a WebSocket server library: sockets come from the server\'s ' +
-        '"connection" event. Use the `ws` package for a client.');
-    }
+    this._isClient = false;
     this._server = null;
     this._conn = 0;
     this._readyState = CONNECTING;
@@ -76,6 +77,33 @@ class WebSocket extends EventEmitter {
     this.extensions = '';
     this.url = undefined;
     this._socket = null;
+    if (address !== kInternal) require('./websocket-client').initClient(this, address, protocols, options);
+  }
+
+  // ---- client side (lib/websocket-client.js) ----
+  _clientOpened(ev) {
+    this._readyState = OPEN;
+    this._lastClose = null;
+    this.protocol = ev.protocol || '';
+    this.extensions = ev.extensions || '';
+    const headers = {};
+    for (const { name, value } of ev.headers) {
+      const k = name.toLowerCase();
+      headers[k] = k in headers ? `${headers[k]}, ${value}` : value;
+    }
+    this.responseHeaders = headers;
+    this.emit('upgrade', { statusCode: 101, headers });
+    this.emit('open');
+  }
+
+  _clientEnded(code, reason, err) {
+    this._readyState = CLOSED;
+    if (err) {
+      if (this.listenerCount('error') > 0) this.emit('error', err);
+      else process.nextTick(() => { throw err; });
+    }
+    this.emit('close', code, reason);
+    this._server = null;
   }
 
   get readyState() { return this._readyState; }
@@ -118,7 +146,9 @@ class WebSocket extends EventEmitter {
     } else {
       ({ kind, buf } = encodeMessage(data, options));
     }
-    if (this._readyState !== OPEN) {
+    if (this._readyState !== OPEN && !(this._isClient && this._queueWhileConnecting && this._readyState === CONNECTING)) {
+      // ws throws for a client that is still connecting.
+      if (this._isClient && this._readyState === CONNECTING) throw notOpen(this._readyState);
       if (cb) process.nextTick(cb, notOpen(this._readyState));
       return false;
     }
@@ -145,6 +175,11 @@ class WebSocket extends EventEmitter {
    */
   close(code, reason) {
     if (this._readyState === CLOSING || this._readyState === CLOSED) return;
+    if (this._isClient && this._readyState === CONNECTING) {
+      // Not open (yet, or between reconnects): abort; 'close' (1006) follows.
+      this.terminate();
+      return;
+    }
     if (code === undefined) code = 1000;
     if (!Number.isInteger(code) || code < 0 || code > 0xffff) {
       throw new TypeError('First argument must be a valid error code number'); // does not fit uint16_t

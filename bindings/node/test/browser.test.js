@@ -33,6 +33,12 @@ test('two chromium pages chat through examples/chat_server.js and reconnect afte
       await p.goto(`http://127.0.0.1:${port}/`);
       await connected(p);
     }
+    // The chat server turns compression on ('shared'); the page shows sock.extensions.
+    for (const p of [alice, bob]) {
+      await p.waitForFunction(() => document.getElementById('extensions').textContent.includes('permessage-deflate'),
+        null, { timeout: 10000 });
+      assert.match(await p.locator('#extensions').textContent(), /permessage-deflate/);
+    }
     await alice.fill('#name', 'alice');
     await bob.fill('#name', 'bob');
 

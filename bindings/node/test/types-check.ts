@@ -40,3 +40,13 @@ if (st2 !== null) { const q: number | bigint = st2.queuedBytes; console.log(q, s
 for (const o of WebSocket.engineOptions()) { const n: string = o.camel; console.log(n, o.kind, o.default, o.doc); }
 const wouldBlock: number = WebSocket.RESULT.WOULD_BLOCK;
 console.log(wouldBlock, Object.keys(WebSocket.HOST_OPTIONS));
+// The client side.
+const client = new WebSocket.WebSocket('ws://127.0.0.1:1/', ['chat'], {
+  headers: { 'X-Token': 't' }, origin: 'http://a', reconnect: { minDelayMs: 100 }, perMessageDeflate: true, ca: 'ca.pem',
+});
+client.on('open', () => { client.send('hi', (err?: Error) => {}); client.ping(); });
+client.on('message', (data, isBinary) => { console.log(isBinary, data); });
+client.on('reconnecting', (info) => { const d: number = info.delayMs; const n: string = info.failureName; });
+client.on('error', (err) => { const c: string = err.code; });
+client.on('close', (code, reason) => { if (client.readyState === WebSocket.CLOSED) console.log(code, reason.toString(), client.extensions, client.protocol, client.url); });
+client.terminate();

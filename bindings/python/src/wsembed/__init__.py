@@ -27,14 +27,17 @@ from ._errors import (
     InternalError,
     InvalidArgumentError,
     InvalidUtf8Error,
+    ClientClosedError,
+    NotOpenError,
     ServerIOError,
     ServerStoppedError,
     WouldBlockError,
     WsembedError,
 )
-from ._events import Close, Drain, Event, Handshake, Message, Open, Ping, Pong, Stats
+from ._events import FAILURES, Close, Drain, Event, Failed, Handshake, Message, Open, Ping, Pong, Reconnecting, Stats
 from ._ffi import OPTIONS, OptionInfo
-from ._server import HOST_OPTIONS, Data, Server
+from ._server import CLIENT_OPTIONS, HOST_OPTIONS, Data, Server
+from ._client import Client, connect, connect_async
 
 __version__ = "0.1.0"
 
@@ -43,6 +46,15 @@ library_version: str = _library_version
 
 __all__ = [
     "Server",
+    "Client",
+    "connect",
+    "connect_async",
+    "CLIENT_OPTIONS",
+    "Reconnecting",
+    "Failed",
+    "FAILURES",
+    "NotOpenError",
+    "ClientClosedError",
     "Data",
     "Event",
     "Handshake",

@@ -18,6 +18,8 @@ __all__ = [
     "WouldBlockError",
     "ServerIOError",
     "InternalError",
+    "NotOpenError",
+    "ClientClosedError",
 ]
 
 
@@ -76,6 +78,29 @@ class InternalError(WsembedError):
     code = _abi.WSEMBED_ERR_PANIC
 
 
+class NotOpenError(WsembedError):
+    """A client connection is not open yet (or is between reconnects); see the client option
+    ``queue_while_connecting`` (C: NOT_OPEN)."""
+
+    code = _abi.WSEMBED_ERR_NOT_OPEN
+
+
+class ClientClosedError(ConnectionClosedError):
+    """A :class:`~wsembed.Client` connection has ended: raised by ``recv`` (and ``send``)
+    after its last event. ``code``/``reason``/``clean`` come from the :class:`Close` event
+    (``code`` is 1006 when it never opened); ``failure``/``http_status`` from the
+    :class:`Failed` event when the connection failed (``failure`` is 0 otherwise)."""
+
+    def __init__(self, message: str, close_code: int = 1006, reason: str = "", clean: bool = False,
+                 failure: int = 0, http_status: int = 0) -> None:
+        super().__init__(message)
+        self.close_code = close_code
+        self.reason = reason
+        self.clean = clean
+        self.failure = failure
+        self.http_status = http_status
+
+
 _BY_CODE: dict[int, type[WsembedError]] = {
     _abi.WSEMBED_ERR_NULL_ARGUMENT: InvalidArgumentError,
     _abi.WSEMBED_ERR_INVALID_ARGUMENT: InvalidArgumentError,
@@ -85,6 +110,7 @@ _BY_CODE: dict[int, type[WsembedError]] = {
     _abi.WSEMBED_ERR_IO: ServerIOError,
     _abi.WSEMBED_ERR_PANIC: InternalError,
     _abi.WSEMBED_ERR_INVALID_UTF8: InvalidUtf8Error,
+    _abi.WSEMBED_ERR_NOT_OPEN: NotOpenError,
 }
 
 

@@ -8,7 +8,7 @@ from typing import Any, List, Optional, Tuple, Union
 
 from . import _abi
 
-__all__ = ["Event", "Handshake", "Open", "Message", "Close", "Drain", "Ping", "Pong", "Stats"]
+__all__ = ["Event", "Handshake", "Open", "Message", "Close", "Drain", "Ping", "Pong", "Reconnecting", "Failed", "Stats", "FAILURES"]
 
 if sys.version_info >= (3, 10):
     _event = dataclass(slots=True)
@@ -71,9 +71,13 @@ class Open(Event):
     path: str
     #: The negotiated subprotocol, or ``None``.
     protocol: Optional[str]
-    #: Request headers as ``(name, value)`` pairs in the order received.
+    #: Request headers as ``(name, value)`` pairs in the order received (for a client
+    #: connection made with :meth:`Server.connect`: the server's response headers).
     headers: List[Tuple[str, str]]
     user_data: Any = None
+    #: The negotiated extension as sent in the handshake (e.g. ``"permessage-deflate;
+    #: server_no_context_takeover; client_no_context_takeover"``), or ``None``.
+    extensions: Optional[str] = None
 
     def header(self, name: str, default: Optional[str] = None) -> Optional[str]:
         """The first header called ``name`` (case-insensitive), or ``default``."""
@@ -141,6 +145,47 @@ class Pong(Event):
     conn: int
     data: bytes
     user_data: Any = None
+
+
+#: ``WSEMBED_FAILURE_*`` number -> short name (``"connection_refused"``...), from the header.
+FAILURES = {value: name[len("WSEMBED_FAILURE_"):].lower() for name, value in _abi.wsembed_failure.items()}
+
+
+@_event
+class Reconnecting(Event):
+    """A client connection (:meth:`Server.connect` with ``reconnect=True``) failed or lost
+    its server and dials again in ``delay_ms`` milliseconds. The connection id survives."""
+
+    conn: int
+    #: The retry's number (1, 2, ... since the connection last stayed open).
+    attempt: int
+    delay_ms: int
+    #: A ``WSEMBED_FAILURE_*`` number; :attr:`failure_name` is its short name.
+    failure: int
+    #: The HTTP status of a refusal, or the close code when an open connection ended; else 0.
+    http_status: int
+    reason: str
+    user_data: Any = None
+
+    @property
+    def failure_name(self) -> str:
+        return FAILURES.get(self.failure, str(self.failure))
+
+
+@_event
+class Failed(Event):
+    """A client connection failed for good: its last event (with ``reconnect=True`` always,
+    after its :class:`Close` if it was open; without, when it never opened)."""
+
+    conn: int
+    failure: int
+    http_status: int
+    reason: str
+    user_data: Any = None
+
+    @property
+    def failure_name(self) -> str:
+        return FAILURES.get(self.failure, str(self.failure))
 
 
 def _make_stats() -> type:

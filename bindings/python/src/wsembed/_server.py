@@ -16,7 +16,7 @@ from typing import Any, AsyncIterator, Dict, Iterator, List, Optional, Tuple, Un
 
 from . import _abi, _ffi
 from ._errors import InvalidArgumentError, InvalidUtf8Error, ServerStoppedError, WsembedError, error_for
-from ._events import Close, Drain, Event, Handshake, Message, Open, Ping, Pong, Stats
+from ._events import Close, Drain, Event, Failed, Handshake, Message, Open, Ping, Pong, Reconnecting, Stats
 
 __all__ = ["Server", "Data"]
 
@@ -45,6 +45,10 @@ _I_KIND, _I_CODE, _I_CLEAN, _I_CONN = _F["kind"], _F["close_code"], _F["clean"],
 _I_DATA, _I_LEN, _I_PATH, _I_PEER = _F["data"], _F["len"], _F["path"], _F["peer"]
 _I_PROTO, _I_HEADERS, _I_NHEADERS = _F["protocol"], _F["headers"], _F["header_count"]
 _I_PROTOS, _I_NPROTOS, _I_USER = _F["protocols"], _F["protocol_count"], _F["user_data"]
+_I_EXT, _I_ATTEMPT, _I_DELAY = _F["extensions"], _F["attempt"], _F["delay_ms"]
+_I_FAILURE, _I_STATUS = _F["failure"], _F["http_status"]
+_EV_RECONNECTING = _abi.WSEMBED_EVENT_RECONNECTING
+_EV_FAILED = _abi.WSEMBED_EVENT_FAILED
 _EV_OPEN = _abi.WSEMBED_EVENT_OPEN
 _EV_TEXT = _abi.WSEMBED_EVENT_TEXT
 _EV_BINARY = _abi.WSEMBED_EVENT_BINARY
@@ -209,6 +213,57 @@ def _option_value(name: str, value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return ",".join(str(v) for v in value)
     raise TypeError(f"option {name}: expected a number or a string, not {type(value).__name__}")
+
+
+#: Keywords of :meth:`Server.connect` / :func:`wsembed.connect` (the C client options,
+#: plus ``headers`` and seconds aliases of the ``_ms`` ones).
+CLIENT_OPTIONS = {
+    "protocols": "subprotocols to offer, most preferred first (list or comma-separated str)",
+    "require_protocol": "bool: fail when the server picks no subprotocol",
+    "origin": "the Origin header",
+    "headers": "extra request headers: a dict or a list of (name, value) pairs",
+    "header": "one extra header as \"Name: value\" (or a list of them)",
+    "connect_timeout_ms": "TCP+TLS connect timeout (10000); ``connect_timeout`` in seconds",
+    "handshake_timeout_ms": "time for the 101 (10000); ``handshake_timeout`` in seconds",
+    "reconnect": "bool: dial again after failures and drops",
+    "reconnect_min_delay_ms": "backoff floor (500); ``reconnect_min_delay`` in seconds",
+    "reconnect_max_delay_ms": "backoff cap (30000); ``reconnect_max_delay`` in seconds",
+    "reconnect_max_attempts": "retries in a row before Failed, 0 = unlimited",
+    "reconnect_reset_after_ms": "open this long and the count starts over (10000)",
+    "ca_file": "CA file to trust for wss:// instead of the system roots",
+    "ca_pem": "CA PEM text to trust for wss://",
+    "queue_while_connecting": "bytes of sends that wait until open (0: NotOpenError)",
+    "compression": "bool: offer permessage-deflate",
+}
+
+
+def _client_option_texts(options: Dict[str, Any]) -> List[Tuple[str, str]]:
+    out: List[Tuple[str, str]] = []
+    for name, value in options.items():
+        if value is None:
+            continue
+        if isinstance(value, os.PathLike):
+            value = os.fspath(value)
+        if name == "headers":
+            pairs = value.items() if isinstance(value, dict) else value
+            for key, val in pairs:
+                out.append(("header", f"{key}: {val}"))
+            continue
+        if name == "header" and isinstance(value, (list, tuple)):
+            out.extend(("header", str(v)) for v in value)
+            continue
+        if name + "_ms" in CLIENT_OPTIONS and name not in CLIENT_OPTIONS:
+            name, value = name + "_ms", int(math.ceil(float(value) * 1000))
+        if isinstance(value, bool):
+            text = "1" if value else "0"
+        elif isinstance(value, (list, tuple)):
+            text = ",".join(str(v) for v in value)
+        elif isinstance(value, (bytes, bytearray)):
+            text = bytes(value).decode("utf-8")
+        else:
+            text = str(value)
+        out.append((name, text))
+    return out
 
 
 class Server:
@@ -408,6 +463,7 @@ class Server:
                             _decode(proto) if proto else None,
                             _headers(ev[_I_HEADERS], ev[_I_NHEADERS]),
                             ud,
+                            _decode(ev[_I_EXT]) if ev[_I_EXT] else None,
                         )
                     )
                 elif kind == _EV_CLOSE:
@@ -434,6 +490,17 @@ class Server:
                     length = ev[_I_LEN]
                     payload = string_at(ev[_I_DATA], length) if length else b""
                     append((Ping if kind == _EV_PING else Pong)(conn, payload, ud))
+                elif kind == _EV_RECONNECTING:
+                    length = ev[_I_LEN]
+                    reason = string_at(ev[_I_DATA], length).decode("utf-8", "replace") if length else ""
+                    append(Reconnecting(conn, ev[_I_ATTEMPT], ev[_I_DELAY], ev[_I_FAILURE], ev[_I_STATUS], reason, ud))
+                elif kind == _EV_FAILED:
+                    length = ev[_I_LEN]
+                    reason = string_at(ev[_I_DATA], length).decode("utf-8", "replace") if length else ""
+                    # Last event of conn (when it comes after a Close, the dict is empty).
+                    with self._user_lock:
+                        ud = user_data.pop(conn, None) if ud is not None else None
+                    append(Failed(conn, ev[_I_FAILURE], ev[_I_STATUS], reason, ud))
                 # Unknown kinds (a newer engine) are skipped.
         finally:
             view.release()
@@ -487,6 +554,28 @@ class Server:
                 return
             for event in batch:
                 yield event
+
+    # ----------------------------------------------------------------- clients
+
+    def connect(self, url: str, **options: Any) -> int:
+        """Dials ``url`` (``ws://`` or ``wss://``) from this engine and returns the new
+        connection's id at once; its events (:class:`Open` with the response headers and
+        :attr:`Open.extensions`, :class:`Message`, :class:`Close`, :class:`Reconnecting`,
+        :class:`Failed`) arrive in this server's polls, and :meth:`send`, :meth:`close`,
+        :meth:`terminate` work on it. ``Server(listen=False)`` is a client-only engine.
+        Options: see :data:`CLIENT_OPTIONS` (e.g. ``protocols=["chat"]``,
+        ``headers={"Authorization": "..."}``, ``reconnect=True``, ``compression=True``)."""
+        opts = c_void_p()
+        _check(_lib.wsembed_client_options_new(byref(opts)))
+        try:
+            for name, text in _client_option_texts(options):
+                _check(_lib.wsembed_client_options_set(opts, _c_string(name, "client option name"),
+                                                        _c_string(text, f"client option {name}")))
+            out = ctypes.c_uint64()
+            _check(_lib.wsembed_server_connect(self._handle, _c_string(url, "url"), opts, byref(out)))
+        finally:
+            _lib.wsembed_client_options_free(opts)
+        return out.value
 
     # ----------------------------------------------------------------- sending
 
