@@ -543,10 +543,16 @@ wsembed_result wsembed_server_start(const struct wsembed_config *config,
 wsembed_result wsembed_server_port(const struct wsembed_server *server, uint16_t *port);
 
 // Fills `events[0..capacity]` with waiting events and writes how many to `*count`. Waits up
-// to `timeout_ms` for the first event: 0 returns at once, -1 waits without limit. Returns OK
-// with `*count == 0` on timeout. After the server stopped, the remaining events are still
-// returned; then the result is `WSEMBED_ERR_STOPPED` (and, as on every failure, `*count` is
-// left untouched).
+// to `timeout_ms` for the first event: 0 returns at once, any negative value waits without
+// limit. Returns OK with `*count == 0` on timeout. After the server stopped, the remaining
+// events are still returned; then the result is `WSEMBED_ERR_STOPPED` (and, as on every
+// failure, `*count` is left untouched). After a panic inside the engine it returns
+// `WSEMBED_ERR_PANIC`, also from a poll that was waiting.
+//
+// This poll acknowledges the previous batch: connections that broke the protocol after
+// messages of that batch get their close frame only now, after the replies the host sent.
+// In host-driven mode (option `loop_thread` = 0) the poll runs the engine on the calling
+// thread while it waits. Polls from several threads take turns.
 //
 // Pointers inside the events stay valid until the next `wsembed_server_poll` on this server
 // or `wsembed_server_free`, whichever comes first.
