@@ -67,6 +67,12 @@ enum class EventKind : std::uint32_t {
     Close = WSEMBED_EVENT_CLOSE,
     Drain = WSEMBED_EVENT_DRAIN,
     Handshake = WSEMBED_EVENT_HANDSHAKE,
+    Ping = WSEMBED_EVENT_PING,
+    Pong = WSEMBED_EVENT_PONG,
+    BridgeUp = WSEMBED_EVENT_BRIDGE_UP,
+    BridgeDown = WSEMBED_EVENT_BRIDGE_DOWN,
+    Reconnecting = WSEMBED_EVENT_RECONNECTING,
+    Failed = WSEMBED_EVENT_FAILED,
 };
 
 enum class MessageKind : std::uint32_t {
@@ -78,6 +84,14 @@ enum class MessageKind : std::uint32_t {
 
 /// wsembed_version(), e.g. "0.1.0".
 inline std::string_view version() noexcept { return wsembed_version(); }
+
+/// One server option as the library describes it (wsembed_config_option_info).
+struct OptionInfo {
+    std::string_view name, kind, default_value, doc;
+};
+
+/// How many server options there are (wsembed_config_option_count).
+inline std::size_t option_count() noexcept { return wsembed_config_option_count(); }
 /// wsembed_result_text(code).
 inline std::string_view result_text(Result code) noexcept { return wsembed_result_text(code); }
 /// A copy of wsembed_last_error_message() (the C string lives only until the next failure).
@@ -222,6 +236,9 @@ struct Header {
 /// Request headers in the order received (valid as long as their event).
 using Headers = detail::View<wsembed_header, Header>;
 
+/// A list of strings of an event, e.g. the offered subprotocols (valid as long as their event).
+using Strings = detail::View<const char *, std::string_view>;
+
 /// One event (a view of a wsembed_event; valid until the next poll). Fields that the event's
 /// kind does not use are empty strings / empty ranges.
 class Event {
@@ -245,8 +262,18 @@ public:
     /// OPEN: the chosen subprotocol (has_protocol() is false when none was chosen).
     std::string_view protocol() const noexcept { return detail::view(e_->protocol); }
     bool has_protocol() const noexcept { return e_->protocol != nullptr; }
-    /// HANDSHAKE: the offered subprotocols, comma-separated ("" for none).
-    std::string_view protocols() const noexcept { return detail::view(e_->protocols); }
+    /// HANDSHAKE: the offered subprotocols, in the client's order.
+    Strings protocols() const noexcept { return Strings(e_->protocols, e_->protocols ? e_->protocol_count : 0); }
+    /// OPEN: the negotiated extension (e.g. permessage-deflate), "" for none.
+    std::string_view extensions() const noexcept { return detail::view(e_->extensions); }
+    /// What wsembed_server_set_user_data attached to the connection (nullptr if nothing).
+    void *user_data() const noexcept { return e_->user_data; }
+    /// RECONNECTING: retry number and the delay before it.
+    std::uint32_t attempt() const noexcept { return e_->attempt; }
+    std::uint32_t delay_ms() const noexcept { return e_->delay_ms; }
+    /// RECONNECTING/FAILED: a WSEMBED_FAILURE_* number, and the HTTP status or close code.
+    std::uint32_t failure() const noexcept { return e_->failure; }
+    std::uint16_t http_status() const noexcept { return e_->http_status; }
     const wsembed_event &raw() const noexcept { return *e_; }
 
 private:
@@ -300,6 +327,34 @@ private:
     std::unique_ptr<wsembed_config, Free> cfg_;
 };
 
+/// Describes server option i (wsembed_config_option_info); throws Error past the end.
+inline OptionInfo option_info(std::size_t i) {
+    wsembed_option_info info{};
+    detail::check(wsembed_config_option_info(i, &info));
+    return OptionInfo{info.name, info.kind, info.default_value, info.doc};
+}
+
+/// Options of one client connection (wsembed_client_options), by name; move-only.
+class ClientOptions {
+public:
+    ClientOptions() {
+        wsembed_client_options *o = nullptr;
+        detail::check(wsembed_client_options_new(&o));
+        opts_.reset(o);
+    }
+    ClientOptions &set(CStr name, CStr value) {
+        detail::check(wsembed_client_options_set(get(), name.get(), value.get()));
+        return *this;
+    }
+    wsembed_client_options *get() const noexcept { return opts_.get(); }
+
+private:
+    struct Free {
+        void operator()(wsembed_client_options *o) const noexcept { wsembed_client_options_free(o); }
+    };
+    std::unique_ptr<wsembed_client_options, Free> opts_;
+};
+
 // ---- server operations (shared by Server and Handle) -------------------------------------------------
 
 namespace detail {
@@ -337,6 +392,17 @@ public:
     void accept(ConnId c, CStr protocol = nullptr) const { call(wsembed_server_accept, c, protocol.get()); }
     void reject(ConnId c, std::uint16_t status, CStr body = nullptr) const { call(wsembed_server_reject, c, status, body.get()); }
     void stop(std::uint32_t timeout_ms = 1000) const { call(wsembed_server_stop, timeout_ms); }
+    void terminate(ConnId c) const { call(wsembed_server_terminate, c); }
+    void ping(ConnId c, Bytes payload = {}) const { call(wsembed_server_ping, c, payload.data(), payload.size()); }
+    void set_user_data(ConnId c, void *data) const { call(wsembed_server_set_user_data, c, data); }
+    /// Host-driven mode: does the engine's I/O for up to timeout_ms (wsembed_server_service).
+    void service(int timeout_ms) const { call(wsembed_server_service, timeout_ms); }
+    /// Dials url from this engine (wsembed_server_connect); options may be nullptr.
+    ConnId connect(CStr url, const wsembed_client_options *options = nullptr) const {
+        ConnId c = 0;
+        call(wsembed_server_connect, url.get(), options, &c);
+        return c;
+    }
 
     bool send(ConnId c, MessageKind k, Bytes b, std::error_code &ec) const noexcept { return try_call(ec, wsembed_server_send, c, u32(k), b.data(), b.size()); }
     bool send_text(ConnId c, std::string_view text, std::error_code &ec) const noexcept { return send(c, MessageKind::Text, text, ec); }
@@ -349,6 +415,8 @@ public:
     bool accept(ConnId c, CStr protocol, std::error_code &ec) const noexcept { return try_call(ec, wsembed_server_accept, c, protocol.get()); }
     bool reject(ConnId c, std::uint16_t status, CStr body, std::error_code &ec) const noexcept { return try_call(ec, wsembed_server_reject, c, status, body.get()); }
     bool stop(std::uint32_t timeout_ms, std::error_code &ec) const noexcept { return try_call(ec, wsembed_server_stop, timeout_ms); }
+    bool terminate(ConnId c, std::error_code &ec) const noexcept { return try_call(ec, wsembed_server_terminate, c); }
+    bool ping(ConnId c, Bytes payload, std::error_code &ec) const noexcept { return try_call(ec, wsembed_server_ping, c, payload.data(), payload.size()); }
 
 private:
     wsembed_server *server() const noexcept { return static_cast<const Self *>(this)->get(); }

@@ -64,7 +64,7 @@ Copy copy(const wsembed::Event &e) {
     c.peer = std::string(e.peer());
     c.protocol = std::string(e.protocol());
     c.has_protocol = e.has_protocol();
-    c.protocols = std::string(e.protocols());
+    for (std::string_view p : e.protocols()) c.protocols += (c.protocols.empty() ? "" : ", ") + std::string(p);
     c.clean = e.clean();
     c.close_code = e.close_code();
     for (const wsembed::Header &h : e.headers()) c.headers.emplace_back(h.name, h.value);
@@ -113,6 +113,17 @@ struct Client {
 
 void test_library_functions() {
     CHECK(wsembed::version() == "0.1.0" || !wsembed::version().empty());
+    CHECK(wsembed::option_count() > 20);
+    CHECK(wsembed::option_info(0).name == "host" && !wsembed::option_info(0).doc.empty());
+    bool threw = false;
+    try {
+        (void)wsembed::option_info(wsembed::option_count());
+    } catch (const wsembed::Error &e) {
+        threw = e.code() == WSEMBED_ERR_INVALID_ARGUMENT;
+    }
+    CHECK(threw);
+    wsembed::ClientOptions client;
+    client.set("protocols", "chat").set("reconnect", "1");
     CHECK(wsembed::result_text(WSEMBED_OK) == std::string_view(wsembed_result_text(WSEMBED_OK)));
     CHECK(std::string(wsembed::category().name()) == "wsembed");
     CHECK(wsembed::category().message(WSEMBED_ERR_WOULD_BLOCK) == wsembed_result_text(WSEMBED_ERR_WOULD_BLOCK));
