@@ -54,7 +54,7 @@ async function run(label, cmd, args) {
     const ws = new WebSocket(`ws://127.0.0.1:${port}/`, { perMessageDeflate: true });
     ws.on('message', () => { delivered++; });
     await new Promise((res, rej) => { ws.once('open', res); ws.once('error', rej); });
-    extensions = ws._socket && ws.extensions ? Object.keys(ws.extensions || {}).join(',') : String(ws.extensions || '');
+    extensions = String(ws.extensions || '').split(';')[0] + (String(ws.extensions || '').includes('server_no_context_takeover') ? ' (no takeover)' : '');
     clients.push(ws);
   }
   const connected = statOf(child.pid);
