@@ -1023,8 +1023,9 @@ impl Connection {
     }
 }
 
-/// The kind and payload of a whole, unfragmented data frame (as the encoder makes them).
-fn whole_message(frame: &[u8]) -> Option<(MessageKind, &[u8])> {
+/// The kind and payload of a whole, unfragmented, uncompressed data frame (as the encoder
+/// makes them for sends, broadcasts and publishes).
+pub(super) fn whole_message(frame: &[u8]) -> Option<(MessageKind, &[u8])> {
     use tungstenite::protocol::frame::coding::{Data, OpCode};
     let mut cursor = std::io::Cursor::new(frame);
     let (header, len) = tungstenite::protocol::frame::FrameHeader::parse(&mut cursor).ok()??;

@@ -15,7 +15,8 @@ use crossbeam_channel::Receiver;
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 
-use super::connection::{Action, CloseCause, Connection, Outputs, Role};
+use super::connection::{whole_message, Action, CloseCause, Connection, Outputs, Role};
+use crate::protocol::encoder::message_frame_compressed;
 use super::out_queue::OutQueue;
 use super::slots::slot_of;
 use crate::client::reconnect::Failure;
@@ -50,17 +51,6 @@ fn flush_with_body(out: &mut OutQueue, body: &mut Option<Box<static_files::Body>
             return Ok(total);
         }
     }
-}
-
-/// The kind and payload of a frame the encoder made for a broadcast or publish.
-fn frame_payload(frame: &Bytes) -> (crate::MessageKind, &[u8]) {
-    let kind = if frame[0] & 0x0f == 0x1 { crate::MessageKind::Text } else { crate::MessageKind::Binary };
-    let start = match frame[1] & 0x7f {
-        126 => 4,
-        127 => 10,
-        _ => 2,
-    };
-    (kind, &frame[start..])
 }
 
 pub const WAKER: Token = Token(0);
@@ -564,11 +554,10 @@ impl EventLoop {
             (Some(bits), Some(shared), Role::Server) => {
                 compressed[usize::from(bits - 9)]
                     .get_or_insert_with(|| {
-                        let payload = frame_payload(frame);
-                        match shared.compressor(bits).compress(payload.1) {
-                            Some(c) => crate::protocol::encoder::message_frame_compressed(payload.0, &c),
-                            None => frame.clone(),
-                        }
+                        let compressed = whole_message(frame).and_then(|(kind, payload)| {
+                            shared.compressor(bits).compress(payload).map(|c| message_frame_compressed(kind, &c))
+                        });
+                        compressed.unwrap_or_else(|| frame.clone())
                     })
                     .clone()
             }
