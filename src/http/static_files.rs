@@ -58,7 +58,8 @@ pub enum Body {
 }
 
 impl Body {
-    /// Bytes still to be sent.
+    /// Bytes still to be sent (tests).
+    #[cfg(test)]
     pub fn len(&self) -> u64 {
         match self {
             Body::Bytes(b) => b.len() as u64,
@@ -66,8 +67,7 @@ impl Body {
         }
     }
 
-    // Unused by the current event loop until it streams (see "Integration with the event loop").
-    #[cfg_attr(not(test), allow(dead_code))]
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -119,9 +119,8 @@ impl From<Vec<u8>> for Body {
 }
 
 impl StaticResponse<Body> {
-    /// See [`Body::next_chunk`].
-    // Unused by the current event loop until it streams (see "Integration with the event loop").
-    #[cfg_attr(not(test), allow(dead_code))]
+    /// See [`Body::next_chunk`] (tests; the loop reads the body directly).
+    #[cfg(test)]
     pub fn next_chunk(&mut self, max: usize) -> io::Result<Option<Bytes>> {
         self.body.next_chunk(max)
     }
@@ -228,8 +227,6 @@ impl<'a> StaticRequest<'a> {
     /// Takes note of a request header if it matters here (name case-insensitive); any other
     /// header, and a value that is not UTF-8, is ignored. For `httparse` headers:
     /// `req = req.header(h.name, h.value)`.
-    // Unused by the current event loop until it streams (see "Integration with the event loop").
-    #[cfg_attr(not(test), allow(dead_code))]
     pub fn header(mut self, name: &str, value: &'a [u8]) -> Self {
         let Ok(value) = std::str::from_utf8(value) else { return self };
         if name.eq_ignore_ascii_case("if-none-match") {
