@@ -139,6 +139,45 @@ fn hostile_compressed_input_gets_the_right_close_codes() {
     assert_still_serves(&server);
 }
 
+#[test]
+fn long_compressed_messages_from_two_peers_are_inflated_over_turns_without_mixing() {
+    for mode in [CompressionMode::Shared, CompressionMode::Dedicated] {
+        let server = start(|c| {
+            c.compression = mode;
+            c.max_message_size = 16 << 20;
+        });
+        let (mut a, _) = upgrade(&server, OFFER);
+        let id_a = wait_open(&server);
+        let (mut b, _) = upgrade(&server, OFFER);
+        let id_b = wait_open(&server);
+        // Each inflates to many times the per-turn inflate budget, so both are half done at
+        // the same time (in shared mode each leaves the loop's inflater for its connection).
+        let big_a = vec![b'a'; 6 << 20];
+        let big_b = json(40_000).into_bytes();
+        let small = json(3).into_bytes();
+        let (za, zb, zs) = (compressor().compress(&big_a).unwrap(), compressor().compress(&big_b).unwrap(), compressor().compress(&small).unwrap());
+        let mut both = masked_frame(0xc2, &za);
+        both.extend(masked_frame(0xc1, &zs));
+        a.write(&both);
+        b.write(&masked_frame(0xc2, &zb));
+        let mut got: Vec<(u64, usize, bool)> = Vec::new();
+        for _ in 0..3 {
+            let (conn, data, is_text) = wait_message(&server);
+            let expected: &[u8] = match (conn, is_text) {
+                (c, false) if c == id_a => &big_a,
+                (c, true) if c == id_a => &small,
+                (c, false) if c == id_b => &big_b,
+                other => panic!("unexpected message {other:?}"),
+            };
+            assert!(data == expected, "{mode:?}: message of {} bytes from {conn} differs", data.len());
+            got.push((conn, data.len(), is_text));
+        }
+        let order_a: Vec<bool> = got.iter().filter(|m| m.0 == id_a).map(|m| m.2).collect();
+        assert_eq!(order_a, vec![false, true], "{mode:?}: per-connection order kept");
+        assert_still_serves(&server);
+    }
+}
+
 /// `spec` is a list of (first byte, payload) frames packed as [first, payload...]: the bomb and
 /// corrupt cases are one frame; the continuation case is two one-byte frames.
 fn write_frames(raw: &mut Raw, spec: &[u8]) {

@@ -124,18 +124,71 @@ impl Codec {
         }
     }
 
-    /// Inflates one compressed message within `max` bytes (1009 past it, 1007 for bad data;
-    /// text is UTF-8 checked).
-    fn inflate(&mut self, data: Vec<u8>, is_text: bool, max: usize, shared: Option<&mut SharedDeflate>) -> Result<Vec<u8>, Violation> {
+    /// Starts inflating one compressed message and works on it for at most `budget` bytes of
+    /// output (1009 past `max`, 1007 for bad data; text is UTF-8 checked). `Ok(None)`: not
+    /// done yet; the message is then in this connection's own inflater (moved out of the
+    /// loop's shared one, which the next connection needs) and [`Codec::inflate_more`] goes on.
+    fn inflate(&mut self, data: Vec<u8>, is_text: bool, max: usize, budget: usize, shared: Option<&mut SharedDeflate>) -> Result<Option<Vec<u8>>, Violation> {
         match shared {
-            // Inflating is done in one go, so the shared inflater is never left mid-message.
-            Some(shared) if self.params.peer_no_context_takeover() => shared.inflater().inflate(data, is_text, max),
+            Some(shared) if self.params.peer_no_context_takeover() => {
+                let inflater = shared.inflater();
+                inflater.begin(data, is_text, max);
+                let done = inflater.step(budget)?;
+                if done.is_none() {
+                    self.inflater = Some(Box::new(inflater.take()));
+                }
+                Ok(done)
+            }
             _ => {
                 let settings = self.params.inflater_settings();
-                self.inflater.get_or_insert_with(|| Box::new(Inflater::new(settings))).inflate(data, is_text, max)
+                let inflater = self.inflater.get_or_insert_with(|| Box::new(Inflater::new(settings)));
+                inflater.begin(data, is_text, max);
+                inflater.step(budget)
             }
         }
     }
+
+    /// Goes on with the message [`Codec::inflate`] left unfinished. `shared`: the loop has
+    /// shared contexts, so an inflater used without takeover was moved out of them for this
+    /// one message and is freed when it ends.
+    fn inflate_more(&mut self, budget: usize, shared: bool) -> Result<Option<Vec<u8>>, Violation> {
+        let Some(inflater) = self.inflater.as_deref_mut().filter(|i| i.is_busy()) else {
+            return Err(Violation { code: 1011, reason: "no compressed message in progress" });
+        };
+        let done = inflater.step(budget);
+        if !matches!(done, Ok(None)) && shared && self.params.peer_no_context_takeover() {
+            self.inflater = None;
+        }
+        done
+    }
+}
+
+/// Input decoded but not acted on yet. Inflating is bounded per call ([`INFLATE_BUDGET`]) so
+/// that one connection's compressed traffic cannot stall the loop's other connections; what
+/// is left waits here (and the socket is not read) until [`Connection::on_resume`].
+#[derive(Debug)]
+struct Backlog {
+    /// A message is half inflated (in `Codec::inflater`): whether it is text.
+    inflating: Option<bool>,
+    /// Decoded after it, in order.
+    items: VecDeque<Decoded>,
+    /// The protocol violation that ended the decoded input, to act on after `items`.
+    then_fail: Option<Violation>,
+}
+
+/// Bytes of inflated output one call on a connection may produce before the rest of its
+/// input waits for a later loop turn (the read budget's order of size, in output bytes).
+pub const INFLATE_BUDGET: usize = 256 * 1024;
+
+/// How acting on decoded input ended.
+enum Flow {
+    /// Everything was acted on.
+    Done,
+    /// The inflate budget ran out, with a message half inflated (`Some(is_text)`), or before
+    /// the compressed message `next`.
+    Suspended { inflating: Option<bool>, next: Option<Decoded> },
+    /// A message broke the protocol (bad compressed data, too large): nothing after it counts.
+    Violated(Violation),
 }
 
 /// Where a connection is in its life.
@@ -233,6 +286,9 @@ pub enum Action {
     ShutdownWrite,
     /// Drop the connection now (the queue is discarded).
     Remove,
+    /// Input waits (see [`Connection::has_backlog`]): call [`Connection::on_resume`] on a
+    /// later turn instead of reading the socket.
+    ReadLater,
 }
 
 /// Where a connection's outputs go.
@@ -248,6 +304,9 @@ pub struct Outputs<'a> {
     pub settled: u64,
     /// The loop's shared permessage-deflate contexts (with `compression` on).
     pub deflate: Option<&'a mut SharedDeflate>,
+    /// The loop's scratch for decoded frames (empty between calls): one buffer for all
+    /// connections rather than one each.
+    pub decoded: &'a mut Vec<Decoded>,
 }
 
 impl Outputs<'_> {
@@ -285,8 +344,8 @@ pub struct Connection {
     last_message_seq: u64,
     /// Compression state, when negotiated.
     pub codec: Option<Box<Codec>>,
-    /// Scratch for decoded items (empty between calls).
-    incoming: Vec<Decoded>,
+    /// Input waiting for a later turn (see [`Backlog`]).
+    backlog: Option<Box<Backlog>>,
     /// Client role only.
     client: Option<Box<ClientState>>,
 }
@@ -315,7 +374,7 @@ impl Connection {
             announced: false,
             last_message_seq: 0,
             codec: None,
-            incoming: Vec::new(),
+            backlog: None,
             client: None,
         }
     }
@@ -334,7 +393,7 @@ impl Connection {
             announced: false,
             last_message_seq: 0,
             codec: None,
-            incoming: Vec::new(),
+            backlog: None,
             client: Some(Box::new(client)),
         };
         conn.dial(now, out);
@@ -677,40 +736,102 @@ impl Connection {
     /// Decodes WebSocket traffic and acts on it.
     fn on_frames(&mut self, data: &[u8], config: &ServerConfig, now: Instant, out: &mut Outputs) {
         let limits = DecoderLimits { max_message_size: config.max_message_size, max_frame_size: config.max_frame_size };
-        let mut incoming = std::mem::take(&mut self.incoming);
-        let mut outcome = self.decoder.feed_decoded(data, &limits, &mut incoming);
-        for decoded in incoming.drain(..) {
+        let mut decoded = std::mem::take(out.decoded);
+        let outcome = self.decoder.feed_decoded(data, &limits, &mut decoded);
+        if let Some(backlog) = self.backlog.as_deref_mut() {
+            // Not read while a backlog waits, but early data may come this way: keep the order.
+            backlog.items.extend(decoded.drain(..));
+            backlog.then_fail = backlog.then_fail.take().or(outcome.err());
+        } else {
+            let mut items = decoded.drain(..);
+            let flow = self.act_on(&mut items, INFLATE_BUDGET, config, now, out);
+            let rest: VecDeque<Decoded> = items.collect();
+            self.after(flow, rest, outcome.err(), config, now, out);
+        }
+        decoded.clear();
+        *out.decoded = decoded;
+    }
+
+    /// Input left waiting by the inflate budget: the connection has more to do before the
+    /// loop reads its socket again (it asked with [`Action::ReadLater`]).
+    pub fn has_backlog(&self) -> bool {
+        self.backlog.is_some()
+    }
+
+    /// Goes on with the input left waiting, within a fresh inflate budget.
+    pub fn on_resume(&mut self, config: &ServerConfig, now: Instant, out: &mut Outputs) {
+        let Some(mut backlog) = self.backlog.take() else { return };
+        let mut budget = INFLATE_BUDGET;
+        if let Some(is_text) = backlog.inflating.take() {
+            let codec = self.codec.as_deref_mut().expect("a half-inflated message has a codec");
+            match codec.inflate_more(budget, out.deflate.is_some()) {
+                Ok(Some(data)) => {
+                    budget = budget.saturating_sub(data.len());
+                    self.on_message(is_text, data, config, now, out);
+                }
+                Ok(None) => {
+                    backlog.inflating = Some(is_text);
+                    self.backlog = Some(backlog);
+                    out.act(Action::ReadLater);
+                    return;
+                }
+                Err(violation) => return self.fail(violation, config, now, out),
+            }
+        }
+        let mut items = std::mem::take(&mut backlog.items);
+        // Not `drain`: what is left must stay in `items`.
+        let flow = self.act_on(&mut std::iter::from_fn(|| items.pop_front()), budget, config, now, out);
+        self.after(flow, items, backlog.then_fail, config, now, out);
+    }
+
+    /// What follows acting on input: keep the rest for later, or fail the connection.
+    fn after(&mut self, flow: Flow, mut rest: VecDeque<Decoded>, then_fail: Option<Violation>, config: &ServerConfig, now: Instant, out: &mut Outputs) {
+        match flow {
+            Flow::Suspended { inflating, next } => {
+                if let Some(next) = next {
+                    rest.push_front(next);
+                }
+                self.backlog = Some(Box::new(Backlog { inflating, items: rest, then_fail }));
+                out.act(Action::ReadLater);
+            }
+            Flow::Violated(violation) => self.fail(violation, config, now, out),
+            Flow::Done => {
+                if let Some(violation) = then_fail.filter(|_| matches!(self.phase, Phase::Open | Phase::Closing { .. })) {
+                    self.fail(violation, config, now, out);
+                }
+            }
+        }
+    }
+
+    /// Acts on decoded items in order, inflating at most `budget` bytes in all.
+    fn act_on(&mut self, items: &mut impl Iterator<Item = Decoded>, mut budget: usize, config: &ServerConfig, now: Instant, out: &mut Outputs) -> Flow {
+        loop {
             let open = match &self.phase {
                 Phase::Open => true,
                 Phase::Closing { .. } => false,
-                _ => break,
+                _ => return Flow::Done,
             };
+            let Some(decoded) = items.next() else { return Flow::Done };
             let item = match decoded {
                 Decoded::Plain(item) => item,
-                Decoded::Compressed { is_text, data } => {
+                // A message the host will not see (we are closing) is not worth inflating.
+                Decoded::Compressed { .. } if !open => continue,
+                Decoded::Compressed { is_text, data } if budget > 0 => {
                     let codec = self.codec.as_deref_mut().expect("RSV1 is refused unless negotiated");
-                    match codec.inflate(data, is_text, config.max_message_size, out.deflate.as_deref_mut()) {
-                        Ok(data) => Incoming::Message { is_text, data },
-                        Err(violation) => {
-                            // What came after the bad message is not looked at.
-                            outcome = Err(violation);
-                            break;
+                    match codec.inflate(data, is_text, config.max_message_size, budget, out.deflate.as_deref_mut()) {
+                        Ok(Some(data)) => {
+                            budget = budget.saturating_sub(data.len());
+                            Incoming::Message { is_text, data }
                         }
+                        Ok(None) => return Flow::Suspended { inflating: Some(is_text), next: None },
+                        Err(violation) => return Flow::Violated(violation),
                     }
                 }
+                // Out of budget: this message and the rest wait for a later turn.
+                compressed => return Flow::Suspended { inflating: None, next: Some(compressed) },
             };
             match item {
-                Incoming::Message { is_text, data } if open => {
-                    if !self.within_rate(data.len(), config, now) {
-                        match config.rate_limit_policy {
-                            RateLimitPolicy::Drop => out.act(Action::CountRateLimited),
-                            RateLimitPolicy::Close => self.close(1008, "rate limit exceeded", config, now, out),
-                        }
-                        continue;
-                    }
-                    out.act(Action::CountMessageIn);
-                    self.last_message_seq = out.event(Event::Message { conn: self.id, data, is_text });
-                }
+                Incoming::Message { is_text, data } if open => self.on_message(is_text, data, config, now, out),
                 Incoming::Message { .. } => {}
                 // A peer that pings but never reads must not grow our queue without bound;
                 // RFC 6455 lets us answer only the most recent ping anyway.
@@ -742,11 +863,22 @@ impl Connection {
                 }
             }
         }
-        incoming.clear();
-        self.incoming = incoming;
-        if let Err(violation) = outcome {
-            self.fail(violation, config, now, out);
+    }
+
+    /// A whole message for the host (rate limits permitting).
+    fn on_message(&mut self, is_text: bool, data: Vec<u8>, config: &ServerConfig, now: Instant, out: &mut Outputs) {
+        if !matches!(self.phase, Phase::Open) {
+            return;
         }
+        if !self.within_rate(data.len(), config, now) {
+            match config.rate_limit_policy {
+                RateLimitPolicy::Drop => out.act(Action::CountRateLimited),
+                RateLimitPolicy::Close => self.close(1008, "rate limit exceeded", config, now, out),
+            }
+            return;
+        }
+        out.act(Action::CountMessageIn);
+        self.last_message_seq = out.event(Event::Message { conn: self.id, data, is_text });
     }
 
     fn within_rate(&mut self, len: usize, config: &ServerConfig, now: Instant) -> bool {

@@ -26,6 +26,7 @@ use super::{bump, Command, Shared};
 use crate::config::{BackpressurePolicy, ServerConfig};
 use crate::event::{ConnId, Event};
 use crate::http::static_files;
+use crate::protocol::decoder::Decoded;
 use crate::protocol::deflate::SharedDeflate;
 use crate::protocol::extensions::{CompressionMode, DeflateConfig};
 
@@ -115,6 +116,8 @@ pub struct EventLoop {
     events: Vec<Event>,
     /// Scratch for a connection's actions (empty between calls).
     actions: Vec<Action>,
+    /// Scratch for a connection's decoded frames (empty between calls).
+    decoded: Vec<Decoded>,
     dirty: Vec<usize>,
     read_again: Vec<usize>,
     /// Readable connections left unread while the host lags behind.
@@ -167,6 +170,7 @@ impl EventLoop {
             read_buf: vec![0u8; READ_BUFFER].into_boxed_slice(),
             events: Vec::new(),
             actions: Vec::new(),
+            decoded: Vec::new(),
             dirty: Vec::new(),
             read_again: Vec::new(),
             paused: Vec::new(),
@@ -295,6 +299,7 @@ impl EventLoop {
             queued: conn.out.cost(),
             settled: self.shared.events.settled(self.index),
             deflate: self.deflate.as_mut(),
+            decoded: &mut self.decoded,
         };
         let result = input(&mut conn.machine, &self.config, &mut out);
         self.apply(slot, now);
@@ -371,6 +376,11 @@ impl EventLoop {
                     self.mark_dirty(slot);
                 }
                 Action::Remove => self.remove(slot, now),
+                Action::ReadLater => {
+                    if !self.read_again.contains(&slot) {
+                        self.read_again.push(slot);
+                    }
+                }
                 Action::Dial(target) => self.dial(slot, target, now),
                 Action::DropTransport => self.drop_transport(slot),
                 Action::CountHeldDropped => bump(&counters.dropped_deliveries, 1),
@@ -666,6 +676,7 @@ impl EventLoop {
                 queued: 0,
                 settled: 0,
                 deflate: None,
+                decoded: &mut self.decoded,
             };
             let machine = Connection::accepted(id, peer, &self.config, now, &mut out);
             let mut conn = Box::new(Conn {
@@ -715,6 +726,14 @@ impl EventLoop {
             }
             return;
         }
+        if self.entries.get(slot).and_then(|e| e.conn.as_deref()).is_some_and(|c| c.machine.has_backlog()) {
+            // Input from earlier reads waits (inflating is bounded per turn): work on that,
+            // and read the socket only once it is done.
+            self.drive(slot, now, |c, config, out| c.on_resume(config, now, out));
+            if self.entries.get(slot).and_then(|e| e.conn.as_deref()).is_none_or(|c| c.machine.has_backlog()) {
+                return;
+            }
+        }
         let mut budget = READ_BUDGET;
         let mut buf = std::mem::take(&mut self.read_buf);
         while let Some(conn) = self.entries.get_mut(slot).and_then(|e| e.conn.as_deref_mut()) {
@@ -736,6 +755,9 @@ impl EventLoop {
                     bump(&self.shared.counters.bytes_in, n as u64);
                     let plain = matches!(transport, Transport::Plain(_));
                     self.drive(slot, now, |c, config, out| c.on_bytes(&buf[..n], config, now, out));
+                    if self.entries.get(slot).and_then(|e| e.conn.as_deref()).is_some_and(|c| c.machine.has_backlog()) {
+                        break; // `ReadLater` put it on the next turn's list
+                    }
                     // A short read from TCP drained the socket: skip the read that would only
                     // say EAGAIN (data arriving later raises a new edge). TLS may hold more
                     // plaintext, and a FIN/RST seen with this event raises no new edge, so
@@ -837,7 +859,7 @@ impl EventLoop {
             self.shared.loops[self.index].table.slot(slot).live.store(0, Ordering::Release);
             return;
         }
-        let mut out = Outputs { events: &mut self.events, event_base: self.pushed_total, actions: &mut self.actions, queued: 0, settled: 0, deflate: None };
+        let mut out = Outputs { events: &mut self.events, event_base: self.pushed_total, actions: &mut self.actions, queued: 0, settled: 0, deflate: None, decoded: &mut self.decoded };
         let machine = Connection::dialing(id, client, now, &mut out);
         self.entries[slot].conn = Some(Box::new(Conn {
             machine,

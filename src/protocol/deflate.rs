@@ -424,6 +424,15 @@ impl Inflater {
         result
     }
 
+    /// Moves this inflater's whole state (the message in progress and the zlib stream) into
+    /// a new one, leaving this one idle with no stream (made again when next needed). A
+    /// shared inflater hands a long message to its connection this way, so the message can
+    /// go on over later loop turns while other connections use the shared one.
+    pub fn take(&mut self) -> Inflater {
+        let settings = self.settings;
+        std::mem::replace(self, Inflater::new(settings))
+    }
+
     /// Drops the message in progress (e.g. the connection went away) and resets the state:
     /// the context is lost, so only use this when no more messages of that stream follow.
     pub fn abort(&mut self) {
@@ -547,9 +556,8 @@ fn finish(job: &mut Job) -> Result<Vec<u8>, Violation> {
 
 /// One loop's codec state for connections without context takeover: compressors (one per
 /// window size actually used, made lazily) and one inflater, all reset after every message.
-/// An inflater mid-message must finish before another connection's message starts on it
-/// (check [`Inflater::is_busy`]; a busy shared inflater can be side-stepped with a fresh
-/// `Inflater` for that message, since without takeover any fresh state will do).
+/// An inflater mid-message must finish before another connection's message starts on it: a
+/// message that does not finish in one step is moved to its connection with [`Inflater::take`].
 pub struct SharedDeflate {
     level: u8,
     mem_level: u8,

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::protocol::encoder::client_frame;
+use crate::protocol::deflate::Compressor;
 
 const UPGRADE: &[u8] = b"GET /room HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
 const MASK: [u8; 4] = [1, 2, 3, 4];
@@ -23,7 +24,7 @@ impl Harness {
     fn new(config: ServerConfig) -> Self {
         let t0 = Instant::now();
         let (mut events, mut actions) = (Vec::new(), Vec::new());
-        let mut out = Outputs { events: &mut events, event_base: 0, actions: &mut actions, queued: 0, settled: 0, deflate: None };
+        let mut out = Outputs { events: &mut events, event_base: 0, actions: &mut actions, queued: 0, settled: 0, deflate: None, decoded: &mut Vec::new() };
         let conn = Connection::accepted(7, "127.0.0.1:5000".parse().unwrap(), &config, t0, &mut out);
         Harness { conn, config, events, actions, queued: 0, settled: 0, t0 }
     }
@@ -50,6 +51,7 @@ impl Harness {
             queued: self.queued,
             settled: self.settled,
             deflate: None,
+            decoded: &mut Vec::new(),
         };
         input(&mut self.conn, &self.config, &mut out);
     }
@@ -61,6 +63,11 @@ impl Harness {
 
     fn frame(&mut self, first: u8, payload: &[u8], ms: u64) {
         self.bytes(&client_frame(first, payload, MASK), ms);
+    }
+
+    fn resume(&mut self) {
+        let now = self.t0;
+        self.run(|c, config, out| c.on_resume(config, now, out));
     }
 
     fn timer(&mut self, ms: u64) -> Option<Instant> {
@@ -432,4 +439,120 @@ fn plain_http_is_served_and_bad_requests_refused() {
     h.bytes(request.as_bytes(), 0);
     let (_, actions) = h.take();
     assert!(actions.iter().any(|a| matches!(a, Action::Queue(b) if b.starts_with(b"HTTP/1.1 403"))));
+}
+
+// ---- inflating is bounded per call ----------------------------------------------------------
+
+const DEFLATE_UPGRADE: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n";
+
+fn deflate_harness() -> Harness {
+    let config = ServerConfig { compression: extensions::CompressionMode::Dedicated, max_message_size: 8 << 20, ..ServerConfig::default() };
+    let mut h = Harness::new(config);
+    h.bytes(DEFLATE_UPGRADE, 0);
+    assert!(h.conn.codec.is_some(), "deflate negotiated: {:?}", h.events);
+    h.take();
+    h
+}
+
+/// A compressed text frame (RSV1) of `text`, with context takeover as the client compresses.
+fn compressed_frame(compressor: &mut Compressor, text: &[u8]) -> Vec<u8> {
+    client_frame(0xc1, &compressor.compress(text).expect("compressible"), MASK)
+}
+
+fn takeover_compressor() -> Compressor {
+    use crate::protocol::deflate::CompressorSettings;
+    Compressor::new(CompressorSettings { window_bits: 15, mem_level: 8, level: 6, threshold: 0, no_context_takeover: false })
+}
+
+fn messages(events: &[Event]) -> Vec<Vec<u8>> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Message { data, .. } => Some(data.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_long_compressed_message_is_inflated_over_several_calls_and_input_after_it_waits() {
+    let mut h = deflate_harness();
+    let mut compressor = takeover_compressor();
+    let big = vec![b'a'; 3 * INFLATE_BUDGET + 1000];
+    let mut input = compressed_frame(&mut compressor, &big);
+    input.extend(client_frame(0x89, b"p", MASK)); // a ping after it
+    let after = b"after the big one, with context; after the big one, with context".to_vec();
+    input.extend(compressed_frame(&mut compressor, &after));
+    h.bytes(&input, 1);
+    let (events, actions) = h.take();
+    assert!(messages(&events).is_empty(), "not done in one call");
+    assert!(has(&actions, &Action::ReadLater) && h.conn.has_backlog());
+    assert!(Harness::queued_frames(&actions).is_empty(), "the ping waits behind the message");
+    let mut calls = 1;
+    let mut got = Vec::new();
+    let mut pong_after = None;
+    while h.conn.has_backlog() {
+        calls += 1;
+        assert!(calls < 20, "ends");
+        h.resume();
+        let (events, actions) = h.take();
+        got.extend(messages(&events));
+        if Harness::queued_frames(&actions).iter().any(|(first, _)| *first == 0x8a) {
+            pong_after = Some(got.len());
+        }
+        assert_eq!(has(&actions, &Action::ReadLater), h.conn.has_backlog());
+    }
+    assert!(calls >= 4, "{calls} calls for {} bytes", big.len());
+    assert!(got.len() == 2 && got[0] == big && got[1] == after, "{:?}", got.iter().map(Vec::len).collect::<Vec<_>>());
+    assert_eq!(pong_after, Some(1), "the pong came between the two messages");
+    assert!(h.conn.is_open());
+}
+
+#[test]
+fn many_small_compressed_messages_share_one_budget_per_call() {
+    let mut h = deflate_harness();
+    let mut compressor = takeover_compressor();
+    let each = INFLATE_BUDGET / 4;
+    let sent: Vec<Vec<u8>> = (0..12u8).map(|i| vec![b'a' + i; each]).collect();
+    let input: Vec<u8> = sent.iter().flat_map(|m| compressed_frame(&mut compressor, m)).collect();
+    h.bytes(&input, 1);
+    let mut got = messages(&h.take().0);
+    assert!((3..=4).contains(&got.len()), "{} messages inflated in the first call", got.len());
+    while h.conn.has_backlog() {
+        h.resume();
+        got.extend(messages(&h.take().0));
+    }
+    assert!(got == sent, "all of them, in order: {:?}", got.iter().map(|m| (m[0], m.len())).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_bomb_in_the_backlog_still_closes_1009_and_a_protocol_error_after_it_waits_its_turn() {
+    let config = ServerConfig { compression: extensions::CompressionMode::Dedicated, max_message_size: 1 << 20, ..ServerConfig::default() };
+    let mut h = Harness::new(config);
+    h.bytes(DEFLATE_UPGRADE, 0);
+    h.take();
+    let mut compressor = takeover_compressor();
+    let mut input = compressed_frame(&mut compressor, &vec![b'x'; 900 * 1024]);
+    input.extend(compressed_frame(&mut compressor, &vec![b'y'; 2 << 20])); // over the limit
+    h.bytes(&input, 1);
+    for _ in 0..20 {
+        if !h.conn.has_backlog() {
+            break;
+        }
+        h.resume();
+    }
+    let (events, actions) = h.take();
+    assert_eq!(messages(&events).len(), 1, "the first message is delivered");
+    assert!(!h.conn.has_backlog());
+    assert_eq!(h.conn.codec.as_ref().map(|c| c.inflater.as_ref().is_some_and(|i| i.is_busy())), Some(false));
+    // The close waits (Failing) until the host has settled the message before it.
+    assert!(has(&actions, &Action::Failing), "{actions:?}");
+    let settled = h.conn.last_message_seq;
+    let now = h.at(2);
+    h.run(|c, config, out| {
+        c.settle(settled, false, config, now, out);
+    });
+    let (_, later) = h.take();
+    let codes: Vec<_> = Harness::close_codes(&actions).into_iter().chain(Harness::close_codes(&later)).collect();
+    assert_eq!(codes, vec![Some(1009)]);
 }
