@@ -58,14 +58,23 @@ fn main() {
     let server = Server::start(ServerConfig { max_connections: n + 16, ..ServerConfig::default() }).expect("server starts");
     let addr = server.local_addr();
     let mut clients: Vec<TcpStream> = Vec::with_capacity(n);
+    let rss_cold = rss_bytes();
+    let heap_cold = snapshot();
     // Warm up: one connection, so that lazily made loop state is not charged to the others.
     let warm = open(addr);
     drain_opens(&server, 1);
     let before = snapshot();
+    let rss_before = rss_bytes();
+    let heap_first: isize = before.iter().zip(&heap_cold).map(|(b, c)| b.1 - c.1).sum();
+    println!(
+        "the first connection: process RSS +{} KiB, heap +{} KiB (loop state made on first use: the read buffer is touched, ...)",
+        (rss_before as i64 - rss_cold as i64) / 1024,
+        heap_first / 1024
+    );
     let started = Instant::now();
     for _ in 0..n {
         clients.push(open(addr));
-        if clients.len() % 256 == 0 {
+        if clients.len().is_multiple_of(256) {
             let _ = server.poll(Some(Duration::ZERO));
         }
     }
@@ -73,6 +82,7 @@ fn main() {
     // The host has polled past every Open, so the events are gone; what is left is kept.
     let _ = server.poll(Some(Duration::from_millis(50)));
     let after = snapshot();
+    let rss_after = rss_bytes();
     let (mut blocks, mut bytes) = (0isize, 0isize);
     println!("{n} idle connections opened in {:.2} s; heap kept per connection, by block size:", started.elapsed().as_secs_f64());
     for (i, ((b0, y0), (b1, y1))) in before.iter().zip(&after).enumerate() {
@@ -85,8 +95,20 @@ fn main() {
         bytes += dy;
     }
     println!("in all: {:.2} blocks, {:.1} B per connection (plus ~8-16 B of allocator header per block)", blocks as f64 / n as f64, bytes as f64 / n as f64);
-    println!("(the client sockets' Vec here is {} B per connection of that)", std::mem::size_of::<TcpStream>());
+    println!(
+        "process RSS grew {:.1} B per connection (server and these clients; the clients' own user memory is the socket Vec reserved before)",
+        (rss_after as f64 - rss_before as f64) / n as f64
+    );
     drop(warm);
+}
+
+fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
 }
 
 fn open(addr: std::net::SocketAddr) -> TcpStream {

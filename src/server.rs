@@ -479,7 +479,7 @@ impl ServerHandle {
     /// subprotocols the client offered (`None`, or one not offered: the server's own list decides).
     pub fn accept(&self, conn: ConnId, protocol: Option<&str>) -> Result<(), Error> {
         let slot = self.pending_slot(conn)?;
-        slot.pending.compare_exchange(conn, 0, Ordering::AcqRel, Ordering::Acquire).map_err(|_| Error::NoSuchConnection)?;
+        slot.id.compare_exchange(conn | crate::engine::slots::AWAITING_APPROVAL, 0, Ordering::AcqRel, Ordering::Acquire).map_err(|_| Error::NoSuchConnection)?;
         self.shared.submit(Command::Accept { conn, protocol: protocol.map(str::to_owned) })
     }
 
@@ -493,7 +493,7 @@ impl ServerHandle {
             return Err(Error::InvalidArgument("reject body over 1024 bytes".to_owned()));
         }
         let slot = self.pending_slot(conn)?;
-        slot.pending.compare_exchange(conn, 0, Ordering::AcqRel, Ordering::Acquire).map_err(|_| Error::NoSuchConnection)?;
+        slot.id.compare_exchange(conn | crate::engine::slots::AWAITING_APPROVAL, 0, Ordering::AcqRel, Ordering::Acquire).map_err(|_| Error::NoSuchConnection)?;
         self.shared.submit(Command::Reject { conn, status, body: body.to_owned() })
     }
 

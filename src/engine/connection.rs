@@ -13,6 +13,7 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -195,29 +196,106 @@ enum Flow {
 #[derive(Debug)]
 enum Phase {
     /// Client: resolving, connecting TCP (and TLS) until `deadline`.
-    Dialing { deadline: Instant },
+    Dialing { deadline: Moment },
     /// Client: the upgrade request is sent; reading the 101 until `deadline`.
-    Upgrading { handshake: Box<ClientHandshake>, deadline: Instant },
+    Upgrading { handshake: Box<ClientHandshake>, deadline: Moment },
     /// Client: waiting to dial again.
-    Waiting { until: Instant },
-    /// Reading the HTTP request head.
-    Handshake { request: Vec<u8>, deadline: Instant },
-    /// A valid upgrade request waits for the host's accept/reject; bytes the client sends
-    /// meanwhile are kept in `early` (bounded by `max_header_bytes`).
-    Approval { request: Box<UpgradeRequest>, early: Vec<u8>, deadline: Instant },
+    Waiting { until: Moment },
+    /// Reading the HTTP request head. (Variants box what does not fit in 16 bytes, so an
+    /// open connection's phase costs 24 bytes whatever the others need.)
+    // Boxed: a `Vec` inline would make every phase, an open connection's included, 8 bytes larger.
+    #[allow(clippy::box_collection)]
+    Handshake { request: Box<Vec<u8>>, deadline: Moment },
+    /// A valid upgrade request waits for the host's accept/reject.
+    Approval { pending: Box<AwaitingApproval>, deadline: Moment },
     /// WebSocket open: messages flow both ways.
     Open,
     /// The peer broke the protocol after messages the host has not finished handling: input
     /// is ignored, sends still go out, and the close (`code`, `reason`) follows once the host
     /// polled past event `after` (or at `deadline`), so replies precede the close frame.
-    Failing { code: u16, reason: &'static str, after: u64, deadline: Instant },
-    /// The server sent a close frame and waits for the peer's; `code`/`reason` are reported.
-    Closing { deadline: Instant, code: u16, reason: String },
+    Failing { failing: Box<FailingAfter>, deadline: Moment },
+    /// The server sent a close frame and waits for the peer's; its code and reason are reported.
+    Closing { deadline: Moment, sent: Box<CloseSent> },
     /// Nothing more to say: write what is queued, send FIN, discard input until the peer
     /// closes or `deadline` passes. The host has already been told (or never knew).
-    Finishing { deadline: Instant },
+    Finishing { deadline: Moment },
     /// Gone; the loop removes it.
     Done,
+}
+
+#[derive(Debug)]
+struct AwaitingApproval {
+    request: UpgradeRequest,
+    /// Bytes the client sent meanwhile (bounded by `max_header_bytes`).
+    early: Vec<u8>,
+}
+
+/// `Failing`: the close to send, once the host has polled past event `after`.
+#[derive(Debug)]
+struct FailingAfter {
+    violation: Violation,
+    after: u64,
+}
+
+/// `Closing`: the close frame sent, reported when the close ends.
+#[derive(Debug)]
+struct CloseSent {
+    code: u16,
+    reason: String,
+}
+
+/// An `Instant` in 8 bytes where `Instant` takes 16: nanoseconds since a process-wide epoch
+/// (a day before the first one made, so earlier instants of the same run fit too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Moment(u64);
+
+static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+
+impl Moment {
+    fn epoch() -> Instant {
+        *EPOCH.get_or_init(|| {
+            let now = Instant::now();
+            now.checked_sub(Duration::from_secs(86_400)).unwrap_or(now)
+        })
+    }
+
+    fn of(t: Instant) -> Moment {
+        Moment(t.saturating_duration_since(Self::epoch()).as_nanos().min(u128::from(u64::MAX)) as u64)
+    }
+
+    fn instant(self) -> Instant {
+        Self::epoch() + Duration::from_nanos(self.0)
+    }
+}
+
+/// A socket address in 19 bytes where `SocketAddr` takes 32 (IPv6 flow info and scope id,
+/// which an accepted peer's address does not need, are not kept).
+#[derive(Debug, Clone, Copy)]
+struct PeerAddr {
+    ip: [u8; 16],
+    port: u16,
+    v6: bool,
+}
+
+impl From<SocketAddr> for PeerAddr {
+    fn from(addr: SocketAddr) -> Self {
+        let (ip, v6) = match addr.ip() {
+            std::net::IpAddr::V4(v4) => (v4.to_ipv6_mapped().octets(), false),
+            std::net::IpAddr::V6(v6) => (v6.octets(), true),
+        };
+        PeerAddr { ip, port: addr.port(), v6 }
+    }
+}
+
+impl From<PeerAddr> for SocketAddr {
+    fn from(peer: PeerAddr) -> Self {
+        let v6 = std::net::Ipv6Addr::from(peer.ip);
+        let ip = match (peer.v6, v6.to_ipv4_mapped()) {
+            (false, Some(v4)) => std::net::IpAddr::V4(v4),
+            _ => std::net::IpAddr::V6(v6),
+        };
+        SocketAddr::new(ip, peer.port)
+    }
 }
 
 /// Why a connection ended, for the counters.
@@ -328,16 +406,17 @@ impl Outputs<'_> {
 /// One connection's protocol state; see the module documentation.
 pub struct Connection {
     pub id: ConnId,
-    pub peer: SocketAddr,
+    peer: PeerAddr,
     pub role: Role,
     phase: Phase,
     decoder: Decoder,
     /// Present when per-connection rate limits are configured.
     rate: Option<Box<ConnRate>>,
     /// When bytes last arrived (liveness).
-    last_seen: Instant,
-    /// A ping is outstanding since then.
-    ping_sent: Option<Instant>,
+    last_seen: Moment,
+    /// A ping is outstanding: sent this many milliseconds after `last_seen`, plus one (4 bytes
+    /// where an `Option<Instant>` takes 16).
+    ping_sent: Option<NonZeroU32>,
     /// The host saw `Open`, so it must see `Close`.
     announced: bool,
     /// Sequence number of the last message event reported for this connection.
@@ -351,6 +430,11 @@ pub struct Connection {
 }
 
 impl Connection {
+    /// The peer's address (the server's, for a client connection once connected).
+    pub fn peer(&self) -> SocketAddr {
+        self.peer.into()
+    }
+
     /// A connection accepted from the listener; it must send its upgrade request by
     /// `handshake_timeout`. Emits the deadline.
     pub fn accepted(id: ConnId, peer: SocketAddr, config: &ServerConfig, now: Instant, out: &mut Outputs) -> Self {
@@ -364,12 +448,12 @@ impl Connection {
         });
         Connection {
             id,
-            peer,
+            peer: PeerAddr::from(peer),
             role: Role::Server,
-            phase: Phase::Handshake { request: Vec::new(), deadline },
+            phase: Phase::Handshake { request: Box::default(), deadline: Moment::of(deadline) },
             decoder: Decoder::default(),
             rate,
-            last_seen: now,
+            last_seen: Moment::of(now),
             ping_sent: None,
             announced: false,
             last_message_seq: 0,
@@ -383,12 +467,12 @@ impl Connection {
     pub fn dialing(id: ConnId, client: ClientState, now: Instant, out: &mut Outputs) -> Self {
         let mut conn = Connection {
             id,
-            peer: SocketAddr::from(([0, 0, 0, 0], client.url.port)),
+            peer: PeerAddr::from(SocketAddr::from(([0, 0, 0, 0], client.url.port))),
             role: Role::Client,
             phase: Phase::Done,
             decoder: Decoder::client(),
             rate: None,
-            last_seen: now,
+            last_seen: Moment::of(now),
             ping_sent: None,
             announced: false,
             last_message_seq: 0,
@@ -409,7 +493,7 @@ impl Connection {
         };
         out.act(Action::Dial(DialTarget { host, port: client.url.port }));
         out.act(Action::Schedule(deadline));
-        self.phase = Phase::Dialing { deadline };
+        self.phase = Phase::Dialing { deadline: Moment::of(deadline) };
     }
 
     /// For wss:// clients: the TLS configuration and the URL's host.
@@ -428,14 +512,14 @@ impl Connection {
         if !matches!(self.phase, Phase::Dialing { .. }) {
             return;
         }
-        self.peer = peer;
+        self.peer = PeerAddr::from(peer);
         let client = self.client.as_deref().expect("client role");
         match crate::client::handshake_request(&client.url, &client.request) {
             Ok((handshake, request)) => {
                 let deadline = now + client.handshake_timeout;
                 out.queue(Bytes::from(request));
                 out.act(Action::Schedule(deadline));
-                self.phase = Phase::Upgrading { handshake: Box::new(handshake), deadline };
+                self.phase = Phase::Upgrading { handshake: Box::new(handshake), deadline: Moment::of(deadline) };
             }
             // Options are checked when the host connects; this cannot fail later.
             Err(_) => self.attempt_failed(Failure::BadHandshake, "the upgrade request could not be built".to_owned(), now, out),
@@ -468,7 +552,7 @@ impl Connection {
         });
         self.phase = Phase::Open;
         self.announced = true;
-        self.last_seen = now;
+        self.last_seen = Moment::of(now);
         self.ping_sent = None;
         out.act(Action::Opened);
         let client = self.client.as_deref_mut().expect("client role");
@@ -477,7 +561,7 @@ impl Connection {
         }
         out.event(Event::Open {
             conn: self.id,
-            peer: self.peer,
+            peer: self.peer.into(),
             path: client.url.resource.clone(),
             protocol: accepted.protocol,
             extensions: self.codec.as_deref().map(|c| c.params.describe()),
@@ -513,7 +597,7 @@ impl Connection {
                 let until = now + delay;
                 out.event(Event::Reconnecting { conn: self.id, attempt, delay, failure: report });
                 out.act(Action::Schedule(until));
-                self.phase = Phase::Waiting { until };
+                self.phase = Phase::Waiting { until: Moment::of(until) };
             }
             Decision::GiveUp(_) => {
                 out.event(Event::Failed { conn: self.id, failure: report });
@@ -606,7 +690,7 @@ impl Connection {
 
     /// Bytes read from the peer.
     pub fn on_bytes(&mut self, data: &[u8], config: &ServerConfig, now: Instant, out: &mut Outputs) {
-        self.last_seen = now;
+        self.last_seen = Moment::of(now);
         self.ping_sent = None;
         match &mut self.phase {
             Phase::Handshake { request, .. } => {
@@ -625,11 +709,11 @@ impl Connection {
                     RequestHead::Refuse { status, reason } => self.refuse(refusal::response(status, reason), config, now, out),
                 }
             }
-            Phase::Approval { early, .. } => {
-                if early.len() + data.len() > config.max_header_bytes {
+            Phase::Approval { pending, .. } => {
+                if pending.early.len() + data.len() > config.max_header_bytes {
                     self.remove(out);
                 } else {
-                    early.extend_from_slice(data);
+                    pending.early.extend_from_slice(data);
                 }
             }
             Phase::Open | Phase::Closing { .. } => self.on_frames(data, config, now, out),
@@ -649,8 +733,8 @@ impl Connection {
         }
         let report = match &self.phase {
             Phase::Open => Some((1006, "connection lost".to_owned())),
-            Phase::Closing { code, reason, .. } => Some((*code, reason.clone())),
-            Phase::Failing { code, reason, .. } => Some((*code, (*reason).to_owned())),
+            Phase::Closing { sent, .. } => Some((sent.code, sent.reason.clone())),
+            Phase::Failing { failing, .. } => Some((failing.violation.code, failing.violation.reason.to_owned())),
             _ => None,
         };
         if let Some((code, reason)) = report {
@@ -686,14 +770,14 @@ impl Connection {
         let deadline = now + config.approval_timeout;
         out.event(Event::Handshake {
             conn: self.id,
-            peer: self.peer,
+            peer: self.peer.into(),
             path: request.path.clone(),
             headers: request.headers.clone(),
             protocols: request.protocols.clone(),
         });
         out.act(Action::AwaitApproval);
         out.act(Action::Schedule(deadline));
-        self.phase = Phase::Approval { request: Box::new(request), early, deadline };
+        self.phase = Phase::Approval { pending: Box::new(AwaitingApproval { request, early }), deadline: Moment::of(deadline) };
     }
 
     /// Completes the upgrade: 101, `Open` event, then any frames that came with the request.
@@ -713,7 +797,7 @@ impl Connection {
         }
         out.act(Action::Opened);
         out.act(Action::CountHandshakeAccepted);
-        out.event(Event::Open { conn: self.id, peer: self.peer, path: request.path, protocol, extensions, headers: request.headers });
+        out.event(Event::Open { conn: self.id, peer: self.peer.into(), path: request.path, protocol, extensions, headers: request.headers });
         if !config.ping_interval.is_zero() {
             out.act(Action::Schedule(now + config.ping_interval));
         }
@@ -856,7 +940,8 @@ impl Connection {
                         self.leave_open(out);
                         out.queue(self.close_frame(status.map(|(c, _)| c), ""));
                         self.report_close(code, reason, true, CloseCause::Clean, now, out);
-                    } else if let Phase::Closing { code, reason, .. } = std::mem::replace(&mut self.phase, Phase::Done) {
+                    } else if let Phase::Closing { sent, .. } = std::mem::replace(&mut self.phase, Phase::Done) {
+                        let CloseSent { code, reason } = *sent;
                         self.report_close(code, reason, true, CloseCause::of_server_close(code, CloseCause::Clean), now, out);
                     }
                     self.finish(config, now, out);
@@ -894,7 +979,7 @@ impl Connection {
         if matches!(self.phase, Phase::Open) && self.last_message_seq > out.settled {
             let deadline = now + config.close_timeout;
             let after = self.last_message_seq;
-            self.phase = Phase::Failing { code: violation.code, reason: violation.reason, after, deadline };
+            self.phase = Phase::Failing { failing: Box::new(FailingAfter { violation, after }), deadline: Moment::of(deadline) };
             out.act(Action::Failing);
             out.act(Action::Schedule(deadline));
             return;
@@ -909,7 +994,7 @@ impl Connection {
                 out.queue(self.close_frame(Some(violation.code), violation.reason));
                 self.report_close(violation.code, violation.reason.to_owned(), false, CloseCause::Protocol, now, out);
             }
-            Phase::Closing { code, reason, .. } => self.report_close(code, reason, false, CloseCause::Protocol, now, out),
+            Phase::Closing { sent, .. } => self.report_close(sent.code, sent.reason, false, CloseCause::Protocol, now, out),
             other => self.phase = other,
         }
         self.finish(config, now, out);
@@ -928,7 +1013,7 @@ impl Connection {
         }
         self.leave_open(out);
         out.queue(self.close_frame(Some(code), reason));
-        self.phase = Phase::Closing { deadline, code, reason: reason.to_owned() };
+        self.phase = Phase::Closing { deadline: Moment::of(deadline), sent: Box::new(CloseSent { code, reason: reason.to_owned() }) };
         out.act(Action::Schedule(deadline));
     }
 
@@ -956,12 +1041,13 @@ impl Connection {
         if !self.awaits_approval() {
             return;
         }
-        if let Phase::Approval { request, early, .. } = std::mem::replace(&mut self.phase, Phase::Done) {
+        if let Phase::Approval { pending, .. } = std::mem::replace(&mut self.phase, Phase::Done) {
+            let AwaitingApproval { request, early } = *pending;
             out.act(Action::Answered);
             let protocol = protocol
                 .filter(|p| request.protocols.contains(p))
                 .or_else(|| choose_protocol(&config.subprotocols, &request.protocols).map(str::to_owned));
-            self.upgrade(*request, protocol, early, config, now, out);
+            self.upgrade(request, protocol, early, config, now, out);
         }
     }
 
@@ -991,11 +1077,11 @@ impl Connection {
             Phase::Open => {
                 self.close(1001, "server stopping", config, now, out);
                 if let Phase::Closing { deadline: d, .. } = &mut self.phase {
-                    *d = deadline;
+                    *d = Moment::of(deadline);
                 }
             }
-            Phase::Failing { code, reason, .. } => {
-                let violation = Violation { code: *code, reason };
+            Phase::Failing { failing, .. } => {
+                let violation = failing.violation;
                 self.fail_now(violation, config, now, out);
             }
             Phase::Closing { .. } | Phase::Finishing { .. } | Phase::Done => {}
@@ -1010,7 +1096,7 @@ impl Connection {
         }
         if self.announced && !matches!(self.phase, Phase::Finishing { .. } | Phase::Done) {
             let (code, reason) = match &self.phase {
-                Phase::Closing { code, reason, .. } => (*code, reason.clone()),
+                Phase::Closing { sent, .. } => (sent.code, sent.reason.clone()),
                 _ => (1001, "server stopped".to_owned()),
             };
             self.leave_open(out);
@@ -1024,33 +1110,33 @@ impl Connection {
     /// Acts on a due deadline; returns the next one.
     pub fn on_timer(&mut self, config: &ServerConfig, now: Instant, out: &mut Outputs) -> Option<Instant> {
         match &self.phase {
-            Phase::Handshake { deadline, .. } | Phase::Finishing { deadline } if now >= *deadline => {
+            Phase::Handshake { deadline, .. } | Phase::Finishing { deadline } if now >= deadline.instant() => {
                 self.remove(out);
                 None
             }
-            Phase::Approval { deadline, .. } if now >= *deadline => {
+            Phase::Approval { deadline, .. } if now >= deadline.instant() => {
                 out.act(Action::Answered);
                 self.refuse(refusal::response(503, "handshake not approved in time"), config, now, out);
                 Some(now + config.close_timeout)
             }
-            Phase::Dialing { deadline } | Phase::Upgrading { deadline, .. } if now >= *deadline => {
+            Phase::Dialing { deadline } | Phase::Upgrading { deadline, .. } if now >= deadline.instant() => {
                 self.attempt_failed(Failure::Timeout, "timed out connecting".to_owned(), now, out);
                 None
             }
-            Phase::Waiting { until } if now >= *until => {
+            Phase::Waiting { until } if now >= until.instant() => {
                 self.dial(now, out);
                 None
             }
-            Phase::Dialing { deadline } | Phase::Upgrading { deadline, .. } => Some(*deadline),
-            Phase::Waiting { until } => Some(*until),
-            Phase::Closing { deadline, code, reason } if now >= *deadline => {
-                let (code, reason) = (*code, reason.clone());
+            Phase::Dialing { deadline } | Phase::Upgrading { deadline, .. } => Some(deadline.instant()),
+            Phase::Waiting { until } => Some(until.instant()),
+            Phase::Closing { deadline, sent } if now >= deadline.instant() => {
+                let (code, reason) = (sent.code, sent.reason.clone());
                 self.report_close(code, reason, false, CloseCause::of_server_close(code, CloseCause::Timeout), now, out);
                 self.remove(out);
                 None
             }
-            Phase::Failing { deadline, code, reason, .. } if now >= *deadline => {
-                let violation = Violation { code: *code, reason };
+            Phase::Failing { deadline, failing } if now >= deadline.instant() => {
+                let violation = failing.violation;
                 self.fail_now(violation, config, now, out);
                 Some(now + config.close_timeout)
             }
@@ -1058,9 +1144,9 @@ impl Connection {
             | Phase::Approval { deadline, .. }
             | Phase::Finishing { deadline }
             | Phase::Closing { deadline, .. }
-            | Phase::Failing { deadline, .. } => Some(*deadline),
+            | Phase::Failing { deadline, .. } => Some(deadline.instant()),
             Phase::Open if config.ping_interval.is_zero() => None,
-            Phase::Open => match self.ping_sent {
+            Phase::Open => match self.ping_sent.map(|after| self.last_seen.instant() + Duration::from_millis(u64::from(after.get() - 1))) {
                 Some(sent) if now >= sent + config.pong_timeout => {
                     // The peer stopped answering: drop it without a handshake.
                     self.leave_open(out);
@@ -1069,12 +1155,13 @@ impl Connection {
                     None
                 }
                 Some(sent) => Some(sent + config.pong_timeout),
-                None if now >= self.last_seen + config.ping_interval => {
-                    self.ping_sent = Some(now);
+                None if now >= self.last_seen.instant() + config.ping_interval => {
+                    let after = now.saturating_duration_since(self.last_seen.instant()).as_millis().min(u128::from(u32::MAX - 1)) as u32;
+                    self.ping_sent = NonZeroU32::new(after + 1);
                     out.queue(self.ping_frame());
                     Some(now + config.pong_timeout)
                 }
-                None => Some(self.last_seen + config.ping_interval),
+                None => Some(self.last_seen.instant() + config.ping_interval),
             },
             Phase::Done => None,
         }
@@ -1083,9 +1170,10 @@ impl Connection {
     /// Closes a `Failing` connection once the host has handled events up to `settled` (or
     /// at once when `force`). Returns true while it keeps waiting.
     pub fn settle(&mut self, settled: u64, force: bool, config: &ServerConfig, now: Instant, out: &mut Outputs) -> bool {
-        let Phase::Failing { code, reason, after, deadline } = self.phase else { return false };
-        if force || settled >= after || now >= deadline {
-            self.fail_now(Violation { code, reason }, config, now, out);
+        let Phase::Failing { ref failing, deadline } = self.phase else { return false };
+        if force || settled >= failing.after || now >= deadline.instant() {
+            let violation = failing.violation;
+            self.fail_now(violation, config, now, out);
             return false;
         }
         true
@@ -1096,7 +1184,7 @@ impl Connection {
     /// Enters `Finishing`: flush, FIN, wait for the peer to hang up (bounded).
     pub fn finish(&mut self, config: &ServerConfig, now: Instant, out: &mut Outputs) {
         let deadline = now + config.close_timeout;
-        self.phase = Phase::Finishing { deadline };
+        self.phase = Phase::Finishing { deadline: Moment::of(deadline) };
         out.act(Action::ShutdownWrite);
         out.act(Action::Schedule(deadline));
     }
@@ -1141,7 +1229,7 @@ impl Connection {
                 failure: ClientFailure { code: failure.code(), status: failure.detail(), text },
             });
             out.act(Action::Schedule(until));
-            self.phase = Phase::Waiting { until };
+            self.phase = Phase::Waiting { until: Moment::of(until) };
             return;
         }
         if !self.announced && matches!(self.phase, Phase::Handshake { .. } | Phase::Approval { .. }) {

@@ -4,6 +4,7 @@
 
 pub mod admission;
 pub mod connection;
+pub mod conns;
 pub mod event_loop;
 pub mod events;
 pub mod out_queue;
@@ -11,6 +12,7 @@ pub mod rate;
 pub mod slots;
 pub mod topics;
 pub mod transport;
+pub mod trim;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;

@@ -11,6 +11,7 @@ use std::io::{self, IoSlice};
 use bytes::{Bytes, BytesMut};
 
 use super::transport::Transport;
+use crate::http::static_files::Body;
 
 /// What one queue entry costs beyond its bytes: the `Bytes` handle in the deque (32 B), the
 /// shared-buffer header or allocation behind it, and allocator rounding.
@@ -21,6 +22,8 @@ const SMALL_FRAME: usize = 512;
 const COALESCE_CAPACITY: usize = 16 * 1024;
 /// Most entries handed to one `writev`.
 const MAX_IOVECS: usize = 64;
+/// Chunk of a static file read per refill of the queue.
+const FILE_CHUNK: usize = 64 * 1024;
 
 /// Empty, it is one null pointer and holds no heap: an idle connection pays 8 bytes for it.
 /// The buffers are made on the first push and freed when the socket has taken everything.
@@ -38,11 +41,19 @@ struct Queued {
     offset: usize,
     /// Bytes not yet written.
     bytes: usize,
+    /// A static file response's body still to send after the frames, read as the socket
+    /// drains (files run to megabytes).
+    body: Option<Box<Body>>,
 }
 
 impl OutQueue {
     pub fn push(&mut self, frame: Bytes) {
         self.queued.get_or_insert_with(Box::default).push(frame);
+    }
+
+    /// Streams `body` after what is queued.
+    pub fn push_body(&mut self, body: Body) {
+        self.queued.get_or_insert_with(Box::default).body = Some(Box::new(body));
     }
 
     pub fn is_empty(&self) -> bool {
@@ -60,11 +71,16 @@ impl OutQueue {
         self.queued.as_ref().map_or(0, |q| q.cost())
     }
 
-    /// Writes until the queue is empty or the socket would block. Returns bytes written.
+    /// Writes until the queue (and a body) is empty or the socket would block, and flushes
+    /// TLS. Returns bytes written.
     pub fn flush(&mut self, stream: &mut Transport) -> io::Result<usize> {
-        let Some(queued) = self.queued.as_deref_mut() else { return Ok(0) };
-        let result = queued.flush(stream);
-        if queued.bytes == 0 {
+        let Some(queued) = self.queued.as_deref_mut() else {
+            // TLS may hold records of its own (handshake, alerts) with nothing queued here.
+            stream.flush()?;
+            return Ok(0);
+        };
+        let result = queued.flush_with_body(stream);
+        if queued.bytes == 0 && queued.body.is_none() {
             // Everything went out: idle connections hold no buffer.
             self.queued = None;
         }
@@ -111,7 +127,28 @@ impl Queued {
         self.bytes + entries * ENTRY_COST + (self.tail.capacity() - self.tail.len())
     }
 
-    fn flush(&mut self, stream: &mut Transport) -> io::Result<usize> {
+    /// Writes the frames, refilling from the body while the socket takes more.
+    fn flush_with_body(&mut self, stream: &mut Transport) -> io::Result<usize> {
+        let mut total = 0;
+        loop {
+            if self.bytes == 0 {
+                if let Some(body) = self.body.as_mut() {
+                    match body.next_chunk(FILE_CHUNK)? {
+                        Some(chunk) => self.push(chunk),
+                        None => self.body = None,
+                    }
+                }
+            }
+            total += self.flush_frames(stream)?;
+            stream.flush()?;
+            // Still queued: the socket is full (writable comes back). Nothing left: done.
+            if self.bytes > 0 || self.body.is_none() {
+                return Ok(total);
+            }
+        }
+    }
+
+    fn flush_frames(&mut self, stream: &mut Transport) -> io::Result<usize> {
         let mut total = 0;
         while self.bytes > 0 {
             let mut slices = [IoSlice::new(&[]); MAX_IOVECS];

@@ -18,7 +18,9 @@ const _: () = assert!(CHUNK * CHUNKS == MAX_SLOTS, "the table holds exactly MAX_
 
 #[derive(Default)]
 pub struct SlotShared {
-    /// Id of the open connection in this slot, 0 when the slot holds none (or it is closing).
+    /// Id of the open connection in this slot, 0 when the slot holds none (or it is closing);
+    /// the id with [`AWAITING_APPROVAL`] set while its upgrade waits for the host's accept or
+    /// reject (no id has that bit, so the two states share the word).
     pub id: AtomicU64,
     /// Id of the connection in this slot whatever its phase (handshake to removal), 0 when none.
     pub live: AtomicU64,
@@ -33,9 +35,13 @@ pub struct SlotShared {
     pub is_client: AtomicBool,
     /// A client connection that holds sends made before it is open.
     pub holds_sends: AtomicBool,
-    /// Id of the connection in this slot awaiting handshake approval, 0 when none.
-    pub pending: AtomicU64,
 }
+
+/// Marks [`SlotShared::id`] as "awaiting approval" rather than open (generations stay
+/// below 2^31, so no connection id has this bit).
+pub const AWAITING_APPROVAL: u64 = 1 << 63;
+/// Generations wrap before they reach [`AWAITING_APPROVAL`]'s bit.
+const MAX_GENERATION: u32 = (1 << 31) - 1;
 
 pub struct ConnTable {
     chunks: Box<[OnceLock<Box<[SlotShared]>>]>,
@@ -75,7 +81,7 @@ impl ConnTable {
 
     /// The slot of `conn` if `conn` awaits handshake approval right now.
     pub fn pending(&self, conn: ConnId) -> Option<&SlotShared> {
-        self.existing(slot_of(conn)).filter(|s| conn != 0 && s.pending.load(Ordering::Acquire) == conn)
+        self.existing(slot_of(conn)).filter(|s| conn != 0 && s.id.load(Ordering::Acquire) == conn | AWAITING_APPROVAL)
     }
 
     /// The slot of `conn` if `conn` exists (any phase) right now.
@@ -119,7 +125,7 @@ impl SlotAllocator {
     /// The slot is free again; its next id differs from every earlier one.
     pub fn release(&mut self, slot: usize) {
         let generation = &mut self.generations[slot];
-        *generation = generation.checked_add(1).unwrap_or(1);
+        *generation = if *generation >= MAX_GENERATION { 1 } else { *generation + 1 };
         self.free.push(slot);
     }
 }

@@ -85,7 +85,7 @@ pub fn validate_text(data: &[u8]) -> Result<(), Violation> {
 }
 
 /// Why the peer must be failed, with the close code RFC 6455 prescribes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Violation {
     pub code: u16,
     pub reason: &'static str,
@@ -119,6 +119,16 @@ struct FrameInProgress {
     len: u64,
 }
 
+/// A frame the last read ended inside of: its header bytes so far, or the frame being read
+/// (and, for a control frame, its payload so far).
+#[derive(Debug, Default)]
+struct Partial {
+    head: [u8; MAX_HEADER],
+    head_len: u8,
+    frame: Option<FrameInProgress>,
+    control: Vec<u8>,
+}
+
 #[derive(Debug)]
 struct MessageInProgress {
     is_text: bool,
@@ -128,13 +138,13 @@ struct MessageInProgress {
     utf8: Utf8Validator,
 }
 
+/// Between frames (an idle connection's state) it is two null pointers and two flags: what a
+/// frame split across reads needs is boxed in [`Partial`], made only when a read ends inside
+/// a frame or its header.
 #[derive(Debug, Default)]
 pub struct Decoder {
-    head: [u8; MAX_HEADER],
-    head_len: u8,
-    frame: Option<FrameInProgress>,
+    partial: Option<Box<Partial>>,
     message: Option<Box<MessageInProgress>>,
-    control: Vec<u8>,
     /// Decoding a server's frames (client role): masked frames are refused.
     client: bool,
     /// permessage-deflate was negotiated: RSV1 may start a data message.
@@ -149,7 +159,7 @@ impl Decoder {
 
     /// Bytes held for messages in flight (for memory accounting).
     pub fn buffered(&self) -> usize {
-        self.message.as_ref().map_or(0, |m| m.data.capacity()) + self.control.capacity()
+        self.message.as_ref().map_or(0, |m| m.data.capacity()) + self.partial.as_ref().map_or(0, |p| p.control.capacity())
     }
 
     /// Allows RSV1 on the first frame of data messages (permessage-deflate negotiated); only
@@ -181,20 +191,21 @@ impl Decoder {
         out: &mut Vec<O>,
     ) -> Result<(), Violation> {
         loop {
-            if self.frame.is_none() {
-                match self.take_header(&mut input)? {
+            let resumed = self.partial.as_deref_mut().and_then(|p| p.frame.take().map(|f| (f, std::mem::take(&mut p.control))));
+            let (mut frame, mut control) = match resumed {
+                Some(resumed) => resumed,
+                None => match self.take_header(&mut input)? {
                     Some((header, len)) => self.begin_frame(header, len, limits, self.deflate && O::COMPRESSED)?,
                     None => return Ok(()),
-                }
-            }
-            let frame = self.frame.as_mut().expect("frame in progress");
+                },
+            };
             let want = frame.len - frame.done;
             let n = want.min(input.len() as u64) as usize;
             let (chunk, rest) = input.split_at(n);
             input = rest;
             let is_control = matches!(frame.opcode, OpCode::Control(_));
             let target = if is_control {
-                &mut self.control
+                &mut control
             } else {
                 &mut self.message.as_mut().expect("message in progress").data
             };
@@ -211,19 +222,26 @@ impl Decoder {
                 }
             }
             if frame.done < frame.len {
-                return Ok(()); // input exhausted mid-frame
+                // Input exhausted mid-frame: keep it for the next read.
+                let partial = self.partial.get_or_insert_with(Box::default);
+                partial.frame = Some(frame);
+                partial.control = control;
+                return Ok(());
             }
-            let frame = self.frame.take().expect("frame in progress");
-            self.finish_frame(frame, out)?;
+            // Between frames nothing is kept.
+            self.partial = None;
+            self.finish_frame(frame, control, out)?;
             if input.is_empty() {
                 return Ok(());
             }
         }
     }
 
-    /// Parses a frame header from `head` + `input`, keeping a partial header for later.
+    /// Parses a frame header from the kept partial header + `input`, keeping a partial
+    /// header for later.
     fn take_header(&mut self, input: &mut &[u8]) -> Result<Option<(FrameHeader, u64)>, Violation> {
-        if self.head_len == 0 {
+        let old = self.partial.as_ref().map_or(0, |p| p.head_len as usize);
+        if old == 0 {
             let mut cursor = Cursor::new(*input);
             match FrameHeader::parse(&mut cursor) {
                 Ok(Some(parsed)) => {
@@ -231,27 +249,28 @@ impl Decoder {
                     return Ok(Some(parsed));
                 }
                 Ok(None) => {
-                    self.head[..input.len()].copy_from_slice(input);
-                    self.head_len = input.len() as u8;
+                    let partial = self.partial.get_or_insert_with(Box::default);
+                    partial.head[..input.len()].copy_from_slice(input);
+                    partial.head_len = input.len() as u8;
                     *input = &[];
                     return Ok(None);
                 }
                 Err(_) => return Err(Violation::protocol("invalid opcode")),
             }
         }
-        let old = self.head_len as usize;
+        let partial = self.partial.as_deref_mut().expect("a partial header is kept");
         let add = (MAX_HEADER - old).min(input.len());
-        self.head[old..old + add].copy_from_slice(&input[..add]);
-        let mut cursor = Cursor::new(&self.head[..old + add]);
+        partial.head[old..old + add].copy_from_slice(&input[..add]);
+        let mut cursor = Cursor::new(&partial.head[..old + add]);
         match FrameHeader::parse(&mut cursor) {
             Ok(Some(parsed)) => {
                 let used = cursor.position() as usize - old;
                 *input = &input[used..];
-                self.head_len = 0;
+                partial.head_len = 0;
                 Ok(Some(parsed))
             }
             Ok(None) => {
-                self.head_len = (old + add) as u8;
+                partial.head_len = (old + add) as u8;
                 *input = &input[add..];
                 Ok(None)
             }
@@ -265,7 +284,7 @@ impl Decoder {
         len: u64,
         limits: &DecoderLimits,
         deflate: bool,
-    ) -> Result<(), Violation> {
+    ) -> Result<(FrameInProgress, Vec<u8>), Violation> {
         if header.rsv2 || header.rsv3 || (header.rsv1 && !deflate) {
             return Err(Violation::protocol("reserved bits set without a negotiated extension"));
         }
@@ -276,6 +295,7 @@ impl Decoder {
                 _ => "RSV1 set on a continuation frame",
             }));
         }
+        let mut control_len = 0;
         let mask = match (header.mask, self.client) {
             (Some(mask), false) => mask,
             (None, false) => return Err(Violation::protocol("client frame is not masked")),
@@ -290,8 +310,7 @@ impl Decoder {
                 if len > 125 {
                     return Err(Violation::protocol("control frame payload over 125 bytes"));
                 }
-                self.control.clear();
-                self.control.reserve(len as usize);
+                control_len = len as usize;
             }
             OpCode::Data(data) => {
                 if len > limits.max_frame_size as u64 {
@@ -321,17 +340,11 @@ impl Decoder {
                 message.data.reserve((len as usize).min(MAX_RESERVE));
             }
         }
-        self.frame = Some(FrameInProgress {
-            opcode: header.opcode,
-            is_final: header.is_final,
-            mask,
-            done: 0,
-            len,
-        });
-        Ok(())
+        let frame = FrameInProgress { opcode: header.opcode, is_final: header.is_final, mask, done: 0, len };
+        Ok((frame, Vec::with_capacity(control_len)))
     }
 
-    fn finish_frame<O: Output>(&mut self, frame: FrameInProgress, out: &mut Vec<O>) -> Result<(), Violation> {
+    fn finish_frame<O: Output>(&mut self, frame: FrameInProgress, control: Vec<u8>, out: &mut Vec<O>) -> Result<(), Violation> {
         match frame.opcode {
             OpCode::Data(_) => {
                 if frame.is_final {
@@ -346,11 +359,10 @@ impl Decoder {
                     out.push(Incoming::Message { is_text: message.is_text, data: message.data }.into());
                 }
             }
-            OpCode::Control(Control::Ping) => out.push(Incoming::Ping(std::mem::take(&mut self.control)).into()),
-            OpCode::Control(Control::Pong) => out.push(Incoming::Pong(std::mem::take(&mut self.control)).into()),
+            OpCode::Control(Control::Ping) => out.push(Incoming::Ping(control).into()),
+            OpCode::Control(Control::Pong) => out.push(Incoming::Pong(control).into()),
             OpCode::Control(Control::Close) => {
-                let payload = std::mem::take(&mut self.control);
-                out.push(Incoming::Close(parse_close_payload(&payload)?).into());
+                out.push(Incoming::Close(parse_close_payload(&control)?).into());
             }
             OpCode::Control(Control::Reserved(_)) => unreachable!("rejected by FrameHeader::parse"),
         }
