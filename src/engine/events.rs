@@ -32,6 +32,8 @@ pub struct EventQueue {
     /// Per loop: events the host has finished with, everything handed out before its latest
     /// poll began.
     settled: Box<[AtomicU64]>,
+    /// Loop threads between queueing a batch and writing its wake-up byte (see `push_batch`).
+    waking: AtomicUsize,
 }
 
 /// What a queued event costs beyond its payload: its slot in the queue plus allocator overhead.
@@ -63,6 +65,7 @@ impl EventQueue {
             backlog: AtomicUsize::new(0),
             handed_out: (0..loops).map(|_| AtomicU64::new(0)).collect(),
             settled: (0..loops).map(|_| AtomicU64::new(0)).collect(),
+            waking: AtomicUsize::new(0),
         })
     }
 
@@ -99,21 +102,33 @@ impl EventQueue {
 
     /// Appends a batch (emptying it). The host is woken only when the queue goes from empty
     /// to non-empty: one syscall per batch at most, none while the host lags behind.
+    ///
+    /// The wake-up (pipe write, condvar) comes after the lock is released: a host thread woken
+    /// by the write may run at once on this core, and it then finds the lock free instead of
+    /// blocking on it (two context switches per batch). `waking` counts the writes still to
+    /// come, so that a poll emptying the queue in between waits for them before it clears the
+    /// fd: never readable once the host has taken everything.
     pub fn push_batch(&self, batch: &mut Vec<Event>) {
         if batch.is_empty() {
             return;
         }
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let was_empty = state.events.is_empty();
-        self.backlog.fetch_add(batch.iter().map(cost).sum(), Ordering::AcqRel);
-        state.events.extend(batch.drain(..));
-        if was_empty {
-            if self.fd_in_use() {
-                self.notify.set();
+        let (wake_fd, wake_waiters) = {
+            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            let was_empty = state.events.is_empty();
+            self.backlog.fetch_add(batch.iter().map(cost).sum(), Ordering::AcqRel);
+            state.events.extend(batch.drain(..));
+            let wake_fd = was_empty && self.fd_in_use();
+            if wake_fd {
+                self.waking.fetch_add(1, Ordering::AcqRel);
             }
-            if state.waiting > 0 {
-                self.ready.notify_all();
-            }
+            (wake_fd, was_empty && state.waiting > 0)
+        };
+        if wake_fd {
+            self.notify.set();
+            self.waking.fetch_sub(1, Ordering::AcqRel);
+        }
+        if wake_waiters {
+            self.ready.notify_all();
         }
     }
 
@@ -141,6 +156,12 @@ impl EventQueue {
                     self.handed_out[index].fetch_add(1, Ordering::AcqRel);
                 }
                 if state.events.is_empty() && !state.closed && self.fd_in_use() {
+                    // A loop that queued what we took may not have written its byte yet (it
+                    // does so outside the lock, within microseconds): wait for it, else the
+                    // byte would land after this clear. New batches need the lock we hold.
+                    while self.waking.load(Ordering::Acquire) > 0 {
+                        std::thread::yield_now();
+                    }
                     self.notify.clear();
                 }
                 return Some(n);
@@ -207,5 +228,59 @@ impl NotifyFd {
         let mut buf = [0u8; 64];
         // SAFETY: reading into a valid buffer from a non-blocking descriptor we own.
         while unsafe { libc::read(self.read.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) } > 0 {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn readable(fd: RawFd) -> bool {
+        let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd, no wait.
+        unsafe { libc::poll(&mut pfd, 1, 0) == 1 }
+    }
+
+    #[test]
+    fn the_fd_is_readable_exactly_while_events_wait() {
+        let queue = EventQueue::new(1).unwrap();
+        let fd = queue.fd();
+        assert!(!readable(fd));
+        queue.push_batch(&mut vec![Event::Drain { conn: 1 }, Event::Drain { conn: 1 }]);
+        assert!(readable(fd));
+        let mut out = Vec::new();
+        assert_eq!(queue.poll(&mut out, 1, Some(Duration::ZERO)), Some(1));
+        assert!(readable(fd), "one event still waits");
+        assert_eq!(queue.poll(&mut out, 8, Some(Duration::ZERO)), Some(1));
+        assert!(!readable(fd));
+        queue.close();
+        assert_eq!(queue.poll(&mut out, 8, Some(Duration::ZERO)), None);
+        assert!(readable(fd), "readable after close");
+    }
+
+    /// A loop thread pushing while the host polls as fast as it can: whenever a poll has just
+    /// emptied the queue and nothing else was pushed, the fd is not readable (the wake-up byte,
+    /// written outside the lock, never lands after the clear).
+    #[test]
+    fn no_stale_wake_up_after_the_queue_is_emptied() {
+        let queue = std::sync::Arc::new(EventQueue::new(1).unwrap());
+        let fd = queue.fd();
+        const BATCHES: usize = 20_000;
+        let pusher = {
+            let queue = queue.clone();
+            std::thread::spawn(move || {
+                for _ in 0..BATCHES {
+                    queue.push_batch(&mut vec![Event::Drain { conn: 1 }]);
+                }
+            })
+        };
+        let mut out = Vec::new();
+        let mut taken = 0;
+        while taken < BATCHES {
+            out.clear();
+            taken += queue.poll(&mut out, 64, Some(Duration::from_millis(100))).unwrap();
+        }
+        pusher.join().unwrap();
+        assert!(!readable(fd), "every event taken: the fd must not be readable");
     }
 }
