@@ -2,9 +2,9 @@
 // The event pump: moves the engine's events into JavaScript.
 //
 // The engine's event fd (the read end of a pipe, readable while events wait) is watched by a
-// libuv stream on the JS main thread. On each readable callback the pump calls
-// wsembed_server_poll synchronously with timeout 0 until a poll comes back empty, and
-// dispatches the events straight from the event array (payloads copied out by address with
+// libuv stream on the JS main thread (a net.Socket reading into a fixed buffer: `onread`). On
+// each read callback the pump calls wsembed_server_poll synchronously with timeout 0 until a
+// poll comes back empty, and dispatches the events straight from the event array (payloads copied out by address with
 // memcpy) to the server's _on* methods. No thread pool, no timers; an idle server costs
 // nothing. Field offsets come from koffi's layout of the generated struct wsembed_event.
 
@@ -80,13 +80,19 @@ class Pump {
     if (fd !== null) {
       let watcher = null;
       try {
-        watcher = new net.Socket({ fd, readable: true, writable: false });
+        // The bytes read are only a wake-up; the pump then empties the engine's queue. With
+        // `onread` libuv reads them into one fixed buffer and calls us directly: no Buffer per
+        // wake-up and none of the Readable stream machinery ('data' stays as a fallback for a
+        // Node without it).
+        watcher = new net.Socket({
+          fd, readable: true, writable: false,
+          onread: { buffer: Buffer.alloc(64), callback: () => { this.drain(); } },
+        });
       } catch (_) {
         try { fs.closeSync(fd); } catch (__) { /* ignore */ }
       }
       if (watcher) {
         this._watcher = watcher;
-        // The bytes read are only a wake-up; the pump then empties the engine's queue.
         watcher.on('data', () => this.drain());
         watcher.on('error', (err) => { if (this._evMem !== null) this._sink._onPollFailed(err); });
         watcher.on('end', () => { /* the engine closed the pipe: only at free, after the watcher */ });
