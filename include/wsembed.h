@@ -532,6 +532,23 @@ size_t wsembed_config_option_count(void);
 // `WSEMBED_ERR_INVALID_ARGUMENT`.
 wsembed_result wsembed_config_option_info(size_t index, struct wsembed_option_info *info);
 
+// Copies the payloads (`data`/`len`) of `events[0..count]`, as `wsembed_server_poll` filled
+// them in, into `buf` one after the other, and points each copied event's `data` at its copy
+// in `buf`, so a host can take a whole batch's payloads in one call rather than one copy per
+// event. Copied, in order: every event with `0 < len <= max_len` while it still fits in the
+// `capacity` bytes of `buf`; any other event is left untouched (its `data` still points into
+// the server's memory, until the next poll). Writes the bytes used to `*used`.
+//
+// Ownership: `buf` is the caller's, and so are the copies; the rewritten `data` pointers are
+// only as valid as `buf` is. `buf` must not overlap the payloads (which are the server's
+// memory) nor `events`. `events` may be NULL when `count` is 0, `buf` when `capacity` is 0.
+wsembed_result wsembed_event_copy_payloads(struct wsembed_event *events,
+                                           size_t count,
+                                           size_t max_len,
+                                           uint8_t *buf,
+                                           size_t capacity,
+                                           size_t *used);
+
 // Starts a server: binds the port and runs its event loop on a new thread. `config` may be
 // NULL for every default (127.0.0.1, any free port); it is copied, so the caller may free it
 // right away. On success `*out` receives the server, which the caller owns: stop it with
