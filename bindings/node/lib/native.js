@@ -136,6 +136,7 @@ function loadFrom(libraryPath) {
     poll_addr: byAddress('wsembed_server_poll'),
     send_addr: variant('wsembed_server_send', { server: 'uintptr_t' }),
     send_str: variant('wsembed_server_send', { server: 'uintptr_t', data: 'const char *' }),
+    copy_payloads_addr: byAddress('wsembed_event_copy_payloads'),
   };
 
   // memcpy, found through the library's own dependencies (libc), to copy message payloads out

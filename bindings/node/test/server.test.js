@@ -104,6 +104,32 @@ test('binary sends of every size class arrive byte for byte (views with offsets,
   await closeServer(wss);
 });
 
+test('received messages of every size class, in one batch or not, arrive whole and stay intact', async () => {
+  const wss = await startServer({ maxPayload: 1 << 20 });
+  const got = [];
+  wss.on('connection', (s) => s.on('message', (d, isBinary) => got.push({ d, isBinary })));
+  const c = await connect(wss);
+  const backing = Buffer.alloc(200000);
+  for (let i = 0; i < backing.length; i++) backing[i] = (i * 13 + 1) & 0xff;
+  const sizes = [1, 0, 64, 16 * 1024, 16 * 1024 + 1, 5, 100000, 3, 16 * 1024 - 1];
+  for (let round = 0; round < 20; round++) sizes.forEach((n, i) => c.send(backing.subarray(i + round, i + round + n)));
+  c.send('text too: h\u00e9llo');
+  await waitFor(() => got.length === sizes.length * 20 + 1, 10000, 'all messages');
+  for (let round = 0; round < 20; round++) {
+    sizes.forEach((n, i) => {
+      const m = got[round * sizes.length + i];
+      assert.ok(m.isBinary && Buffer.isBuffer(m.d), 'binary Buffer');
+      assert.ok(m.d.equals(backing.subarray(i + round, i + round + n)), `message of ${n} bytes, round ${round}`);
+    });
+  }
+  const last = got[got.length - 1];
+  assert.equal(last.isBinary, false);
+  assert.equal(last.d.toString(), 'text too: h\u00e9llo');
+  c.close();
+  await c.closed;
+  await closeServer(wss);
+});
+
 test('connection request: url, lowercased headers, remote address', async () => {
   const wss = await startServer();
   const got = once(wss, 'connection');
