@@ -591,7 +591,9 @@ wsembed_result wsembed_server_service(const struct wsembed_server *server, int32
 // mode (`loop_thread` = 0) it is the engine's epoll descriptor, readable while there is I/O
 // to do: then call `wsembed_server_poll` (until it returns no events) or `_service`. A host may read
 // (drain) it, as a libuv stream does, provided it then calls `wsembed_server_poll` until no
-// events are left; otherwise leave reading it to the server.
+// events are left; otherwise leave reading it to the server. It can be readable with no event
+// waiting (a wake-up that raced with a poll taking the events): a poll then returns none and
+// clears it.
 wsembed_result wsembed_server_event_fd(const struct wsembed_server *server,
                                        int *fd);
 
