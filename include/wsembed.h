@@ -532,6 +532,23 @@ size_t wsembed_config_option_count(void);
 // `WSEMBED_ERR_INVALID_ARGUMENT`.
 wsembed_result wsembed_config_option_info(size_t index, struct wsembed_option_info *info);
 
+// Copies the payloads (`data`/`len`) of `events[0..count]`, as `wsembed_server_poll` filled
+// them in, into `buf` one after the other, and points each copied event's `data` at its copy
+// in `buf`, so a host can take a whole batch's payloads in one call rather than one copy per
+// event. Copied, in order: every event with `0 < len <= max_len` while it still fits in the
+// `capacity` bytes of `buf`; any other event is left untouched (its `data` still points into
+// the server's memory, until the next poll). Writes the bytes used to `*used`.
+//
+// Ownership: `buf` is the caller's, and so are the copies; the rewritten `data` pointers are
+// only as valid as `buf` is. `buf` must not overlap the payloads (which are the server's
+// memory) nor `events`. `events` may be NULL when `count` is 0, `buf` when `capacity` is 0.
+wsembed_result wsembed_event_copy_payloads(struct wsembed_event *events,
+                                           size_t count,
+                                           size_t max_len,
+                                           uint8_t *buf,
+                                           size_t capacity,
+                                           size_t *used);
+
 // Starts a server: binds the port and runs its event loop on a new thread. `config` may be
 // NULL for every default (127.0.0.1, any free port); it is copied, so the caller may free it
 // right away. On success `*out` receives the server, which the caller owns: stop it with
@@ -574,7 +591,9 @@ wsembed_result wsembed_server_service(const struct wsembed_server *server, int32
 // mode (`loop_thread` = 0) it is the engine's epoll descriptor, readable while there is I/O
 // to do: then call `wsembed_server_poll` (until it returns no events) or `_service`. A host may read
 // (drain) it, as a libuv stream does, provided it then calls `wsembed_server_poll` until no
-// events are left; otherwise leave reading it to the server.
+// events are left; otherwise leave reading it to the server. It can be readable with no event
+// waiting (a wake-up that raced with a poll taking the events): a poll then returns none and
+// clears it.
 wsembed_result wsembed_server_event_fd(const struct wsembed_server *server,
                                        int *fd);
 

@@ -1,6 +1,7 @@
-//! The event queue from the loop to the host, with a file descriptor that is readable exactly
-//! while events are waiting (or the server has stopped), for hosts that multiplex it in their
-//! own select/epoll/asyncio loop.
+//! The event queue from the loop to the host, with a file descriptor that is readable while
+//! events are waiting (or the server has stopped), for hosts that multiplex it in their own
+//! select/epoll/asyncio loop. (Also, briefly, after a wake-up that raced with a poll: the next
+//! poll, finding nothing, clears it.)
 
 use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -102,19 +103,29 @@ impl EventQueue {
 
     /// Appends a batch (emptying it). The host is woken only when the queue goes from empty
     /// to non-empty: one syscall per batch at most, none while the host lags behind.
+    ///
+    /// The wake-up happens after the lock is released: a host woken by the pipe write (on the
+    /// same core it may run at once) then finds the lock free instead of blocking on it (two
+    /// context switches per batch). The byte may so arrive after that host already took the
+    /// batch: a spurious wake-up, which the next poll (finding nothing) clears. Waiting in the
+    /// poll for such a write instead would bring the handoff back: on one core the writer is
+    /// preempted right after its write, by the host it woke.
     pub fn push_batch(&self, batch: &mut Vec<Event>) {
         if batch.is_empty() {
             return;
         }
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let was_empty = state.events.is_empty();
-        self.backlog.fetch_add(batch.iter().map(cost).sum(), Ordering::AcqRel);
-        state.events.extend(batch.drain(..));
+        let (was_empty, waiting) = {
+            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            let was_empty = state.events.is_empty();
+            self.backlog.fetch_add(batch.iter().map(cost).sum(), Ordering::AcqRel);
+            state.events.extend(batch.drain(..));
+            (was_empty, state.waiting > 0)
+        };
         if was_empty {
             if self.fd_in_use() {
                 self.notify.set();
             }
-            if state.waiting > 0 {
+            if waiting {
                 self.ready.notify_all();
             }
         }
@@ -162,7 +173,14 @@ impl EventQueue {
                 None => None,
                 Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
                     Some(left) if !left.is_zero() => Some(left),
-                    _ => return Some(0),
+                    _ => {
+                        // A wake-up byte written after its batch was taken (see push_batch):
+                        // clear it, so a level-triggered host does not spin on the fd.
+                        if self.fd_in_use() {
+                            self.notify.clear_if_set();
+                        }
+                        return Some(0);
+                    }
                 },
             };
             state.waiting += 1;
@@ -181,6 +199,9 @@ impl EventQueue {
 struct NotifyFd {
     read: OwnedFd,
     write: OwnedFd,
+    /// A byte may sit in the pipe: set after every write, so `clear_if_set` skips the read
+    /// syscall when nothing was written since the last clear.
+    armed: AtomicBool,
 }
 
 impl NotifyFd {
@@ -199,7 +220,7 @@ impl NotifyFd {
                 libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC);
             }
         }
-        Ok(NotifyFd { read, write })
+        Ok(NotifyFd { read, write, armed: AtomicBool::new(false) })
     }
 
     fn fd(&self) -> RawFd {
@@ -209,11 +230,100 @@ impl NotifyFd {
     fn set(&self) {
         // SAFETY: writing one byte from a valid buffer; a full pipe is readable anyway.
         unsafe { libc::write(self.write.as_raw_fd(), b"!".as_ptr().cast(), 1) };
+        // After the write: a byte in the pipe always ends up with `armed` set.
+        self.armed.store(true, Ordering::Release);
     }
 
     fn clear(&self) {
+        // Before the read: a write racing with it leaves `armed` set (or its byte read).
+        self.armed.store(false, Ordering::Release);
+        self.drain_pipe();
+    }
+
+    /// `clear`, but only when something was written since the last clear.
+    fn clear_if_set(&self) {
+        if self.armed.swap(false, Ordering::AcqRel) {
+            self.drain_pipe();
+        }
+    }
+
+    fn drain_pipe(&self) {
         let mut buf = [0u8; 64];
         // SAFETY: reading into a valid buffer from a non-blocking descriptor we own.
         while unsafe { libc::read(self.read.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) } > 0 {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn readable(fd: RawFd) -> bool {
+        let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd, no wait.
+        unsafe { libc::poll(&mut pfd, 1, 0) == 1 }
+    }
+
+    #[test]
+    fn the_fd_is_readable_exactly_while_events_wait() {
+        let queue = EventQueue::new(1).unwrap();
+        let fd = queue.fd();
+        assert!(!readable(fd));
+        queue.push_batch(&mut vec![Event::Drain { conn: 1 }, Event::Drain { conn: 1 }]);
+        assert!(readable(fd));
+        let mut out = Vec::new();
+        assert_eq!(queue.poll(&mut out, 1, Some(Duration::ZERO)), Some(1));
+        assert!(readable(fd), "one event still waits");
+        assert_eq!(queue.poll(&mut out, 8, Some(Duration::ZERO)), Some(1));
+        assert!(!readable(fd));
+        // A wake-up byte that lands after its batch was taken (push_batch writes it after
+        // releasing the lock): the next poll finds nothing and clears it.
+        queue.notify.set();
+        assert!(readable(fd));
+        assert_eq!(queue.poll(&mut out, 8, Some(Duration::ZERO)), Some(0));
+        assert!(!readable(fd));
+        // Nothing written since: an empty poll makes no syscall and changes nothing.
+        assert_eq!(queue.poll(&mut out, 8, Some(Duration::ZERO)), Some(0));
+        assert!(!readable(fd));
+        queue.close();
+        assert_eq!(queue.poll(&mut out, 8, Some(Duration::ZERO)), None);
+        assert!(readable(fd), "readable after close");
+    }
+}
+
+#[cfg(test)]
+mod race_tests {
+    use super::*;
+
+    fn readable(fd: RawFd) -> bool {
+        let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd, no wait.
+        unsafe { libc::poll(&mut pfd, 1, 0) == 1 }
+    }
+
+    /// A loop thread pushing while the host polls as fast as it can: once everything is taken,
+    /// one more (empty) poll leaves the fd not readable, whatever byte landed late.
+    #[test]
+    fn an_empty_poll_after_the_last_event_leaves_the_fd_clear() {
+        let queue = std::sync::Arc::new(EventQueue::new(1).unwrap());
+        let fd = queue.fd();
+        const BATCHES: usize = 20_000;
+        let pusher = {
+            let queue = queue.clone();
+            std::thread::spawn(move || {
+                for _ in 0..BATCHES {
+                    queue.push_batch(&mut vec![Event::Drain { conn: 1 }]);
+                }
+            })
+        };
+        let mut out = Vec::new();
+        let mut taken = 0;
+        while taken < BATCHES {
+            out.clear();
+            taken += queue.poll(&mut out, 64, Some(Duration::from_millis(100))).unwrap();
+        }
+        pusher.join().unwrap();
+        assert_eq!(queue.poll(&mut out, 64, Some(Duration::ZERO)), Some(0));
+        assert!(!readable(fd), "every event taken and an empty poll done: the fd must not be readable");
     }
 }

@@ -3,6 +3,8 @@
 
 use std::ffi::{c_char, c_void, CString};
 
+use super::{arg_out, ffi_boundary, wsembed_result};
+use crate::error::Error;
 use crate::event::Event;
 
 /// Kind of an event.
@@ -120,6 +122,60 @@ pub struct wsembed_event {
     /// RECONNECTING/FAILED: the HTTP status of a refusal (failure HTTP_STATUS) or the close
     /// code (failure CLOSED); 0 otherwise.
     pub http_status: u16,
+}
+
+/// Copies the payloads (`data`/`len`) of `events[0..count]`, as `wsembed_server_poll` filled
+/// them in, into `buf` one after the other, and points each copied event's `data` at its copy
+/// in `buf`, so a host can take a whole batch's payloads in one call rather than one copy per
+/// event. Copied, in order: every event with `0 < len <= max_len` while it still fits in the
+/// `capacity` bytes of `buf`; any other event is left untouched (its `data` still points into
+/// the server's memory, until the next poll). Writes the bytes used to `*used`.
+///
+/// Ownership: `buf` is the caller's, and so are the copies; the rewritten `data` pointers are
+/// only as valid as `buf` is. `buf` must not overlap the payloads (which are the server's
+/// memory) nor `events`. `events` may be NULL when `count` is 0, `buf` when `capacity` is 0.
+#[no_mangle]
+pub extern "C" fn wsembed_event_copy_payloads(
+    events: *mut wsembed_event,
+    count: usize,
+    max_len: usize,
+    buf: *mut u8,
+    capacity: usize,
+    used: *mut usize,
+) -> wsembed_result {
+    ffi_boundary! {
+        let used = arg_out!(used);
+        if count > 0 && events.is_null() {
+            return Err(Error::NullArgument("events"));
+        }
+        if capacity > 0 && buf.is_null() {
+            return Err(Error::NullArgument("buf"));
+        }
+        let events: &mut [wsembed_event] = if count == 0 {
+            &mut []
+        } else {
+            // SAFETY: the caller provides `count` events at `events` (header contract).
+            unsafe { std::slice::from_raw_parts_mut(events, count) }
+        };
+        let mut at = 0usize;
+        for event in events {
+            let len = event.len;
+            if len == 0 || len > max_len || len > capacity - at || event.data.is_null() {
+                continue;
+            }
+            // SAFETY: `data` points to `len` readable bytes (as poll filled it in), `buf` has
+            // room for `capacity` bytes and at + len <= capacity; the caller promises no overlap.
+            unsafe {
+                let dst = buf.add(at);
+                std::ptr::copy_nonoverlapping(event.data, dst, len);
+                event.data = dst;
+            }
+            at += len;
+        }
+        // SAFETY: checked non-NULL.
+        unsafe { *used = at };
+        Ok(())
+    }
 }
 
 /// Owns what the last batch's pointers point to.
@@ -252,5 +308,68 @@ impl Batch {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(data: &[u8]) -> wsembed_event {
+        wsembed_event {
+            kind: wsembed_event_kind::WSEMBED_EVENT_BINARY,
+            close_code: 0,
+            clean: false,
+            conn: 1,
+            data: if data.is_empty() { std::ptr::null() } else { data.as_ptr() },
+            len: data.len(),
+            path: std::ptr::null(),
+            peer: std::ptr::null(),
+            protocol: std::ptr::null(),
+            extensions: std::ptr::null(),
+            headers: std::ptr::null(),
+            header_count: 0,
+            protocols: std::ptr::null(),
+            protocol_count: 0,
+            user_data: std::ptr::null_mut(),
+            attempt: 0,
+            delay_ms: 0,
+            failure: 0,
+            http_status: 0,
+        }
+    }
+
+    #[test]
+    fn copy_payloads_packs_what_fits_and_leaves_the_rest() {
+        let (a, b, long, c, d) = (b"abc".to_vec(), b"12345678".to_vec(), vec![7u8; 200], b"xy".to_vec(), b"zzzz".to_vec());
+        let mut events = [event(&a), event(b""), event(&long), event(&b), event(&d), event(&c)];
+        let mut buf = [0u8; 14]; // abc + 12345678 + xy = 13; zzzz no longer fits, xy still does
+        let mut used = 0;
+        let rc = wsembed_event_copy_payloads(events.as_mut_ptr(), events.len(), 100, buf.as_mut_ptr(), buf.len(), &mut used);
+        assert_eq!(rc, wsembed_result::WSEMBED_OK);
+        assert_eq!(used, 13);
+        assert_eq!(&buf[..13], b"abc12345678xy");
+        let base = buf.as_ptr();
+        assert_eq!(events[0].data, base);
+        assert!(events[1].data.is_null() && events[1].len == 0);
+        assert_eq!(events[2].data, long.as_ptr(), "longer than max_len: left in place");
+        assert_eq!(events[3].data, base.wrapping_add(3));
+        assert_eq!(events[4].data, d.as_ptr(), "did not fit: left in place");
+        assert_eq!(events[5].data, base.wrapping_add(11));
+        assert!(events.iter().zip([3, 0, 200, 8, 4, 2]).all(|(e, n)| e.len == n), "lengths unchanged");
+    }
+
+    #[test]
+    fn copy_payloads_checks_its_arguments() {
+        let mut used = 5;
+        let mut buf = [0u8; 4];
+        let no_used = std::ptr::null_mut();
+        assert_eq!(wsembed_event_copy_payloads(std::ptr::null_mut(), 0, 10, buf.as_mut_ptr(), 4, no_used), wsembed_result::WSEMBED_ERR_NULL_ARGUMENT);
+        assert_eq!(wsembed_event_copy_payloads(std::ptr::null_mut(), 1, 10, buf.as_mut_ptr(), 4, &mut used), wsembed_result::WSEMBED_ERR_NULL_ARGUMENT);
+        let mut events = [event(b"ab")];
+        assert_eq!(wsembed_event_copy_payloads(events.as_mut_ptr(), 1, 10, std::ptr::null_mut(), 4, &mut used), wsembed_result::WSEMBED_ERR_NULL_ARGUMENT);
+        assert_eq!(used, 5, "untouched on failure");
+        assert_eq!(wsembed_event_copy_payloads(std::ptr::null_mut(), 0, 10, std::ptr::null_mut(), 0, &mut used), wsembed_result::WSEMBED_OK);
+        assert_eq!(used, 0);
     }
 }

@@ -144,7 +144,9 @@ pub extern "C" fn wsembed_server_service(server: *const wsembed_server, timeout_
 /// mode (`loop_thread` = 0) it is the engine's epoll descriptor, readable while there is I/O
 /// to do: then call `wsembed_server_poll` (until it returns no events) or `_service`. A host may read
 /// (drain) it, as a libuv stream does, provided it then calls `wsembed_server_poll` until no
-/// events are left; otherwise leave reading it to the server.
+/// events are left; otherwise leave reading it to the server. It can be readable with no event
+/// waiting (a wake-up that raced with a poll taking the events): a poll then returns none and
+/// clears it.
 #[no_mangle]
 pub extern "C" fn wsembed_server_event_fd(server: *const wsembed_server, fd: *mut RawFd) -> wsembed_result {
     ffi_boundary! {

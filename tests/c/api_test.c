@@ -1078,6 +1078,71 @@ out:
     stop_server(s);
 }
 
+/* wsembed_event_copy_payloads: a batch's small payloads land one after the other in the host's
+ * buffer and the events point at the copies; too long ones (max_len) and ones that no longer
+ * fit stay in the server's memory, as does every payload of an event without one. */
+static void test_copy_payloads(void) {
+    uint16_t port = 0;
+    wsembed_server *s = start_server(NULL, &port);
+    ws_client c = {.fd = -1};
+    uint8_t *big = NULL;
+    REQUIRE(s != NULL);
+    uint64_t id = open_client(s, port, "/", &c);
+    REQUIRE(id != 0);
+    big = malloc(300);
+    REQUIRE(big != NULL);
+    for (size_t i = 0; i < 300; i++) big[i] = (uint8_t)(i * 5 + 1);
+    const uint8_t bin[] = {0, 1, 2, 0xff, 0xfe, 0x80, 0, 'x'};
+    /* In order: copied (3), empty (left), too long for max_len 100 (left), copied (8), no longer fits (left). */
+    struct { int text; const void *data; size_t len; int copied; } want[] = {
+        {1, "abc", 3, 1}, {1, "", 0, 0}, {0, big, 300, 0}, {0, bin, sizeof bin, 1}, {1, "toolong", 7, 0},
+    };
+    const size_t n_want = sizeof want / sizeof want[0];
+    for (size_t i = 0; i < n_want; i++)
+        REQUIRE(ws_send_frame(&c, want[i].text ? WS_TEXT : WS_BINARY, want[i].data, want[i].len) == 0);
+
+    uint8_t buf[12]; /* 3 + 8 fit, the last 7 do not */
+    memset(buf, 0xaa, sizeof buf);
+    size_t total = 0, seen = 0;
+    int64_t deadline = ws_now_ms() + T;
+    while (seen < n_want && ws_now_ms() < deadline) {
+        wsembed_event evs[8];
+        size_t n = 0;
+        REQUIRE_RC(wsembed_server_poll(s, evs, 8, 100, &n), WSEMBED_OK);
+        size_t used = 99;
+        REQUIRE_RC(wsembed_event_copy_payloads(evs, n, 100, buf + total, sizeof buf - total, &used), WSEMBED_OK);
+        CHECK(used <= sizeof buf - total);
+        size_t at = total;
+        for (size_t i = 0; i < n && seen < n_want; i++) {
+            if (evs[i].kind != WSEMBED_EVENT_TEXT && evs[i].kind != WSEMBED_EVENT_BINARY) continue;
+            CHECK(evs[i].conn == id);
+            CHECK(evs[i].len == want[seen].len);
+            CHECK(evs[i].len == 0 || memcmp(evs[i].data, want[seen].data, want[seen].len) == 0);
+            int in_buf = evs[i].data >= buf && evs[i].data < buf + sizeof buf;
+            CHECK(in_buf == want[seen].copied);
+            if (want[seen].copied) {
+                CHECK(evs[i].data == buf + at); /* one after the other */
+                at += evs[i].len;
+            }
+            seen++;
+        }
+        CHECK(at == total + used);
+        total += used;
+    }
+    CHECK(seen == n_want);
+    CHECK(total == 11);
+    CHECK(memcmp(buf, "abc", 3) == 0 && memcmp(buf + 3, bin, sizeof bin) == 0 && buf[11] == 0xaa);
+
+    /* Nothing to copy: OK, 0 bytes; NULL events/buf are fine with count/capacity 0. */
+    size_t used = 99;
+    CHECK_RC(wsembed_event_copy_payloads(NULL, 0, 100, NULL, 0, &used), WSEMBED_OK);
+    CHECK(used == 0);
+out:
+    free(big);
+    ws_close(&c);
+    stop_server(s);
+}
+
 int main(int argc, char **argv) {
     alarm(600); /* a watchdog against a hang inside the library; every wait has its own deadline */
     static const test_case tests[] = {
@@ -1100,6 +1165,7 @@ int main(int argc, char **argv) {
         {"handshake_approval", test_handshake_approval},
         {"option_info", test_option_info},
         {"user_data_terminate_and_ping_events", test_user_data_terminate_and_ping_events},
+        {"copy_payloads", test_copy_payloads},
     };
     return run_tests("api_test", tests, sizeof tests / sizeof tests[0], argc, argv);
 }

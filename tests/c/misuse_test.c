@@ -17,6 +17,24 @@
 
 static const uint8_t DATA[] = "data";
 
+static void test_copy_payloads_null_arguments(void) {
+    wsembed_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.data = DATA;
+    ev.len = 4;
+    uint8_t buf[8];
+    size_t used = 7;
+    CHECK_RC(wsembed_event_copy_payloads(&ev, 1, 100, buf, sizeof buf, NULL), WSEMBED_ERR_NULL_ARGUMENT);
+    CHECK_RC(wsembed_event_copy_payloads(NULL, 1, 100, buf, sizeof buf, &used), WSEMBED_ERR_NULL_ARGUMENT);
+    CHECK(strstr(wsembed_last_error_message(), "events") != NULL);
+    CHECK_RC(wsembed_event_copy_payloads(&ev, 1, 100, NULL, sizeof buf, &used), WSEMBED_ERR_NULL_ARGUMENT);
+    CHECK(strstr(wsembed_last_error_message(), "buf") != NULL);
+    CHECK(used == 7 && ev.data == DATA); /* untouched on failure */
+    /* No room: nothing copied, the event left as it was. */
+    CHECK_RC(wsembed_event_copy_payloads(&ev, 1, 100, NULL, 0, &used), WSEMBED_OK);
+    CHECK(used == 0 && ev.data == DATA);
+}
+
 static void test_null_arguments_config(void) {
     CHECK_RC(wsembed_config_new(NULL), WSEMBED_ERR_NULL_ARGUMENT);
     wsembed_config *cfg = NULL;
@@ -387,6 +405,7 @@ int main(int argc, char **argv) {
     alarm(600); /* a watchdog against a hang inside the library; every wait has its own deadline */
     static const test_case tests[] = {
         {"null_arguments_config", test_null_arguments_config},
+        {"copy_payloads_null_arguments", test_copy_payloads_null_arguments},
         {"null_arguments_server", test_null_arguments_server},
         {"invalid_message_kind", test_invalid_message_kind},
         {"invalid_utf8", test_invalid_utf8},

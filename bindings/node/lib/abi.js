@@ -175,6 +175,7 @@ const functions = Object.freeze({
   wsembed_config_set_int: { ret: "uint32_t", params: [["config", "wsembed_config *"], ["name", "const char *"], ["value", "int64_t"]] },
   wsembed_config_option_count: { ret: "size_t", params: [] },
   wsembed_config_option_info: { ret: "uint32_t", params: [["index", "size_t"], ["info", "_Out_ wsembed_option_info *"]] },
+  wsembed_event_copy_payloads: { ret: "uint32_t", params: [["events", "_Out_ wsembed_event *"], ["count", "size_t"], ["max_len", "size_t"], ["buf", "_Out_ uint8_t *"], ["capacity", "size_t"], ["used", "_Out_ size_t *"]] },
   wsembed_server_start: { ret: "uint32_t", params: [["config", "const wsembed_config *"], ["out", "_Out_ wsembed_server **"]] },
   wsembed_server_port: { ret: "uint32_t", params: [["server", "const wsembed_server *"], ["port", "_Out_ uint16_t *"]] },
   wsembed_server_poll: { ret: "uint32_t", params: [["server", "const wsembed_server *"], ["events", "_Out_ wsembed_event *"], ["capacity", "size_t"], ["timeout_ms", "int32_t"], ["count", "_Out_ size_t *"]] },

@@ -85,6 +85,9 @@ const EVENT = shortNames(abi.enums.wsembed_event_kind, ['WSEMBED_EVENT_']);
 /** Message kinds to send: { TEXT: 1, BINARY: 2 }. */
 const MESSAGE = shortNames(abi.enums.wsembed_message_kind, ['WSEMBED_']);
 
+// Binary payloads up to this size are sent through the staging buffer (see loadFrom).
+const STAGE_MAX = 16 * 1024;
+
 let cached = null;
 
 function load() {
@@ -133,6 +136,7 @@ function loadFrom(libraryPath) {
     poll_addr: byAddress('wsembed_server_poll'),
     send_addr: variant('wsembed_server_send', { server: 'uintptr_t' }),
     send_str: variant('wsembed_server_send', { server: 'uintptr_t', data: 'const char *' }),
+    copy_payloads_addr: byAddress('wsembed_event_copy_payloads'),
   };
 
   // memcpy, found through the library's own dependencies (libc), to copy message payloads out
@@ -151,6 +155,24 @@ function loadFrom(libraryPath) {
   }
   f.address_of = addressOf;
   f.copy_to = copyTo;
+
+  // Sends. The engine copies the payload before wsembed_server_send returns, so a binary
+  // payload up to STAGE_MAX bytes is first copied (TypedArray#set, a plain memcpy) into one
+  // staging buffer at a fixed address and passed as a number: marshalling a Buffer argument
+  // costs koffi several times what the copy does. Larger ones are passed by pointer; text from
+  // a JS string is encoded by koffi.
+  const sendPtr = variant('wsembed_server_send', { server: 'uintptr_t', data: 'uintptr_t' });
+  const sendBuf = f.send_addr; const sendStr = f.send_str;
+  const stage = addressOf !== null ? Buffer.alloc(STAGE_MAX) : null;
+  const stageAddr = stage !== null ? addressOf(stage, 0, 0) : 0;
+  /** wsembed_server_send(server address, conn, kind, data): data a Buffer, or a string for text. */
+  f.send = (server, conn, kind, data) => {
+    if (typeof data === 'string') return sendStr(server, conn, kind, data, Buffer.byteLength(data));
+    const len = data.length;
+    if (len > STAGE_MAX || stage === null) return sendBuf(server, conn, kind, data, len);
+    stage.set(data, 0);
+    return sendPtr(server, conn, kind, stageAddr, len);
+  };
   // glibc's malloc_trim, if there is one: gives freed memory back to the OS (see
   // websocket-server.js, after connections close).
   try { f.malloc_trim = lib.func('malloc_trim', 'int', ['size_t']); } catch (_) { f.malloc_trim = null; }

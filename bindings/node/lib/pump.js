@@ -2,11 +2,13 @@
 // The event pump: moves the engine's events into JavaScript.
 //
 // The engine's event fd (the read end of a pipe, readable while events wait) is watched by a
-// libuv stream on the JS main thread. On each readable callback the pump calls
-// wsembed_server_poll synchronously with timeout 0 until a poll comes back empty, and
-// dispatches the events straight from the event array (payloads copied out by address with
-// memcpy) to the server's _on* methods. No thread pool, no timers; an idle server costs
-// nothing. Field offsets come from koffi's layout of the generated struct wsembed_event.
+// libuv stream on the JS main thread (a net.Socket reading into a fixed buffer: `onread`). On
+// each read callback the pump calls wsembed_server_poll synchronously with timeout 0 until a
+// poll comes back empty, and dispatches the events straight from the event array to the
+// server's _on* methods (small payloads copied out of the engine all at once by
+// wsembed_event_copy_payloads, larger ones one by one by address with memcpy). No thread pool,
+// no timers; an idle server costs nothing. Field offsets come from koffi's layout of the
+// generated struct wsembed_event.
 
 const fs = require('fs');
 const net = require('net');
@@ -80,13 +82,19 @@ class Pump {
     if (fd !== null) {
       let watcher = null;
       try {
-        watcher = new net.Socket({ fd, readable: true, writable: false });
+        // The bytes read are only a wake-up; the pump then empties the engine's queue. With
+        // `onread` libuv reads them into one fixed buffer and calls us directly: no Buffer per
+        // wake-up and none of the Readable stream machinery ('data' stays as a fallback for a
+        // Node without it).
+        watcher = new net.Socket({
+          fd, readable: true, writable: false,
+          onread: { buffer: Buffer.alloc(64), callback: () => { this.drain(); } },
+        });
       } catch (_) {
         try { fs.closeSync(fd); } catch (__) { /* ignore */ }
       }
       if (watcher) {
         this._watcher = watcher;
-        // The bytes read are only a wake-up; the pump then empties the engine's queue.
         watcher.on('data', () => this.drain());
         watcher.on('error', (err) => { if (this._evMem !== null) this._sink._onPollFailed(err); });
         watcher.on('end', () => { /* the engine closed the pipe: only at free, after the watcher */ });
@@ -151,27 +159,35 @@ class Pump {
   }
 
   // Dispatches `count` events from the event array. Payloads are copied out of the engine's
-  // memory (valid only until the next poll): small ones into one shared Buffer per batch with
-  // memcpy by address, larger ones into their own. Returns the first exception a listener threw
-  // (the other events are still dispatched), or null.
+  // memory (valid only until the next poll): the small ones all at once into one shared Buffer
+  // per batch (wsembed_event_copy_payloads, which points their `data` at the copies), larger
+  // ones into their own. Returns the first exception a listener threw (the other events are
+  // still dispatched), or null.
   _dispatch(count) {
     const dv = this._evView;
     const L = this._layout;
     const SIZE = L.size; const OFF_KIND = L.kind; const OFF_CONN = L.conn; const OFF_LEN = L.len; const OFF_DATA = L.data;
     const copyTo = this._f.copy_to;
     const sink = this._sink;
-    let slab = null; let slabAddr = 0; let slabOff = 0;
+    let slab = null; let slabAddr = 0; let slabEnd = 0; let slabBuffer = null; let slabBase = 0;
     if (copyTo !== null) {
+      // The same rule as wsembed_event_copy_payloads (0 < len <= max_len, any kind), so that
+      // everything it copies fits.
       let total = 0;
       for (let i = 0, off = 0; i < count; i++, off += SIZE) {
-        if (hasPayload(dv.getUint32(off + OFF_KIND, true))) {
-          const len = readWord(dv, off + OFF_LEN);
-          if (len <= SHARED_PAYLOAD_MAX) total += len;
-        }
+        const len = readWord(dv, off + OFF_LEN);
+        if (len <= SHARED_PAYLOAD_MAX) total += len;
       }
       if (total > 0) {
         slab = Buffer.allocUnsafe(total);
         slabAddr = this._f.address_of(slab, 0, 0);
+        const rc = this._f.copy_payloads_addr(this._evAddr, count, SHARED_PAYLOAD_MAX, slabAddr, total, this._countAddr);
+        if (rc === RESULT.OK) {
+          slabEnd = slabAddr + readWord(this._countView, 0);
+          slabBuffer = slab.buffer; slabBase = slab.byteOffset;
+        } else {
+          slab = null; // copied one by one below
+        }
       }
     }
     let thrown = null;
@@ -184,15 +200,15 @@ class Pump {
       let data = null;
       if (hasPayload(kind)) {
         const len = readWord(dv, off + OFF_LEN);
+        const ptr = len === 0 ? 0 : readWord(dv, off + OFF_DATA);
         if (len === 0) {
           data = Buffer.alloc(0);
-        } else if (slab !== null && len <= SHARED_PAYLOAD_MAX) {
-          copyTo(slabAddr + slabOff, readWord(dv, off + OFF_DATA), len);
-          data = slab.subarray(slabOff, slabOff + len);
-          slabOff += len;
+        } else if (slab !== null && ptr >= slabAddr && ptr < slabEnd) {
+          // Copied into the slab: a view of it (Buffer.from is cheaper than subarray).
+          data = Buffer.from(slabBuffer, slabBase + (ptr - slabAddr), len);
         } else if (copyTo !== null) {
           data = Buffer.allocUnsafe(len);
-          copyTo(this._f.address_of(data, 0, 0), readWord(dv, off + OFF_DATA), len);
+          copyTo(this._f.address_of(data, 0, 0), ptr, len);
         } else {
           const k = this._koffi;
           data = Buffer.from(new Uint8Array(k.view(k.decode(this._evMem, off + OFF_DATA, 'void *'), len)));

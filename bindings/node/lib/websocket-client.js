@@ -125,8 +125,7 @@ class ClientEngine {
   // ---- the calls lib/websocket.js makes on its _server ----
   _sendRaw(conn, kind, buf) {
     if (this._handleAddr === 0) return RESULT.STOPPED;
-    if (typeof buf === 'string') return F.send_str(this._handleAddr, conn, kind, buf, Buffer.byteLength(buf));
-    return F.send_addr(this._handleAddr, conn, kind, buf, buf.length);
+    return F.send(this._handleAddr, conn, kind, buf);
   }
   _closeRaw(conn, code, reason) { return this._handle ? F.wsembed_server_close(this._handle, conn, code, reason) : RESULT.STOPPED; }
   _terminateRaw(conn) { return this._handle ? F.wsembed_server_terminate(this._handle, conn) : RESULT.STOPPED; }

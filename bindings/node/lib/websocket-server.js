@@ -306,8 +306,7 @@ class WebSocketServer extends EventEmitter {
   // for koffi than the pointer object.
   _sendRaw(conn, kind, buf) {
     if (this._handleAddr === 0) return RESULT.STOPPED;
-    if (typeof buf === 'string') return F.send_str(this._handleAddr, conn, kind, buf, Buffer.byteLength(buf));
-    return F.send_addr(this._handleAddr, conn, kind, buf, buf.length);
+    return F.send(this._handleAddr, conn, kind, buf);
   }
 
   _closeRaw(conn, code, reason) {

@@ -80,6 +80,56 @@ test('send(): strings are text, Buffer/TypedArray/ArrayBuffer are binary, option
   await closeServer(wss);
 });
 
+test('binary sends of every size class arrive byte for byte (views with offsets, empty, staged and not)', async () => {
+  const wss = await startServer();
+  const [socket] = await Promise.all([once(wss, 'connection').then(([s]) => s), (async () => { wss.c = await connect(wss); })()]);
+  const c = wss.c;
+  const backing = Buffer.alloc(70000);
+  for (let i = 0; i < backing.length; i++) backing[i] = (i * 7 + 3) & 0xff;
+  const sizes = [0, 1, 64, 16 * 1024 - 1, 16 * 1024, 16 * 1024 + 1, 65536];
+  const sent = sizes.map((n, i) => backing.subarray(i + 1, i + 1 + n));
+  for (const b of sent) assert.equal(socket.send(b), true);
+  // A TypedArray view over part of an ArrayBuffer, and a Buffer changed right after send().
+  socket.send(new Uint8Array(backing.buffer, backing.byteOffset + 5, 300));
+  const reused = Buffer.from('first');
+  socket.send(reused);
+  reused.write('again');
+  await waitFor(() => c.received.length === sizes.length + 2, 5000, 'all messages');
+  sent.forEach((b, i) => assert.ok(c.received[i].data.equals(b), `message of ${sizes[i]} bytes`));
+  assert.ok(c.received[sizes.length].data.equals(backing.subarray(5, 305)));
+  assert.equal(c.received[sizes.length + 1].data.toString(), 'first');
+  assert.ok(c.received.every((m) => m.isBinary));
+  c.close();
+  await c.closed;
+  await closeServer(wss);
+});
+
+test('received messages of every size class, in one batch or not, arrive whole and stay intact', async () => {
+  const wss = await startServer({ maxPayload: 1 << 20 });
+  const got = [];
+  wss.on('connection', (s) => s.on('message', (d, isBinary) => got.push({ d, isBinary })));
+  const c = await connect(wss);
+  const backing = Buffer.alloc(200000);
+  for (let i = 0; i < backing.length; i++) backing[i] = (i * 13 + 1) & 0xff;
+  const sizes = [1, 0, 64, 16 * 1024, 16 * 1024 + 1, 5, 100000, 3, 16 * 1024 - 1];
+  for (let round = 0; round < 20; round++) sizes.forEach((n, i) => c.send(backing.subarray(i + round, i + round + n)));
+  c.send('text too: h\u00e9llo');
+  await waitFor(() => got.length === sizes.length * 20 + 1, 10000, 'all messages');
+  for (let round = 0; round < 20; round++) {
+    sizes.forEach((n, i) => {
+      const m = got[round * sizes.length + i];
+      assert.ok(m.isBinary && Buffer.isBuffer(m.d), 'binary Buffer');
+      assert.ok(m.d.equals(backing.subarray(i + round, i + round + n)), `message of ${n} bytes, round ${round}`);
+    });
+  }
+  const last = got[got.length - 1];
+  assert.equal(last.isBinary, false);
+  assert.equal(last.d.toString(), 'text too: h\u00e9llo');
+  c.close();
+  await c.closed;
+  await closeServer(wss);
+});
+
 test('connection request: url, lowercased headers, remote address', async () => {
   const wss = await startServer();
   const got = once(wss, 'connection');
