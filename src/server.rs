@@ -234,7 +234,8 @@ impl Server {
     }
 
     /// A descriptor that is readable while events are waiting (or after the server stopped).
-    /// Owned by the server: do not close it.
+    /// Owned by the server: do not close it. It can be readable with nothing waiting (a
+    /// wake-up that raced with a poll taking the events): a poll then returns none and clears it.
     ///
     /// In host-driven mode (`loop_thread` = 0) it is the loop's epoll descriptor instead,
     /// readable while the engine has I/O to do: when it is, call `poll` (or `service`), and

@@ -396,7 +396,9 @@ class Server:
     def fileno(self) -> int:
         """The engine's event descriptor: readable while events are waiting and after the
         server stopped. For ``select``/``selectors``/``loop.add_reader``; never read or close
-        it. Readiness is level-style: it stays readable until :meth:`poll` took every event."""
+        it. Readiness is level-style: it stays readable until :meth:`poll` took every event. It
+        can also be readable with nothing waiting (a wake-up that raced with a poll): a poll then
+        returns ``[]`` and clears it."""
         return self._fd
 
     # ----------------------------------------------------------------- events
