@@ -1087,6 +1087,8 @@ fn main() {
     }
     let elapsed = t0.elapsed().as_secs_f64();
     let cpu1 = lg.a.server_pid.and_then(proc_cpu_s);
+    // Server RSS with every connection open, at the window's end (growth table: per connection).
+    let rss1 = lg.a.server_pid.and_then(proc_rss_kb);
     let self1 = self_cpu_s();
     lg.stats.measuring = false;
     let server_cpu = match (cpu0, cpu1) {
@@ -1118,7 +1120,7 @@ fn main() {
         Mode::Broadcast => {
             let d = lg.stats.delivered;
             println!(
-                "{{\"mode\":\"broadcast\",\"label\":{label},\"clients\":{total},\"senders\":{},\"depth\":{},\"size\":{},\"duration_s\":{},\"sends\":{},\"sends_per_s\":{},\"deliveries\":{d},\"deliveries_per_s\":{},{lat},\"server_cpu_s\":{},\"server_cpu_us_per_delivery\":{},\"loadgen_cpu_pct\":{},\"dead\":{},{fair},\"error\":{err}}}",
+                "{{\"mode\":\"broadcast\",\"label\":{label},\"clients\":{total},\"senders\":{},\"depth\":{},\"size\":{},\"duration_s\":{},\"sends\":{},\"sends_per_s\":{},\"deliveries\":{d},\"deliveries_per_s\":{},{lat},\"server_cpu_s\":{},\"server_cpu_us_per_delivery\":{},\"server_rss_kb\":{},\"loadgen_cpu_pct\":{},\"dead\":{},{fair},\"error\":{err}}}",
                 a.senders,
                 a.depth,
                 a.size,
@@ -1128,6 +1130,7 @@ fn main() {
                 fnum(d as f64 / elapsed),
                 fnum(server_cpu),
                 fnum(server_cpu * 1e6 / d as f64),
+                rss1.map_or("null".to_owned(), |r| r.to_string()),
                 fnum(lg_cpu_pct),
                 lg.dead,
             );
