@@ -139,6 +139,11 @@ impl Server {
         self.handle.clone()
     }
 
+    /// The server's own handle, borrowed (no reference count touched: the C API's calls).
+    pub(crate) fn handle_ref(&self) -> &ServerHandle {
+        &self.handle
+    }
+
     /// Moves up to `max` waiting events into `out`, waiting up to `timeout` for the first
     /// (`None`: until one arrives). Returns how many were added; `Err(Stopped)` once the server
     /// has stopped and every event has been taken.
