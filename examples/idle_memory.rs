@@ -65,7 +65,7 @@ fn main() {
     let started = Instant::now();
     for _ in 0..n {
         clients.push(open(addr));
-        if clients.len() % 256 == 0 {
+        if clients.len().is_multiple_of(256) {
             let _ = server.poll(Some(Duration::ZERO));
         }
     }
