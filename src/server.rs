@@ -73,7 +73,7 @@ impl Server {
             };
             let waker = mio::Waker::new(poll.registry(), WAKER)?;
             let (tx, rx) = crossbeam_channel::unbounded();
-            ports.push(crate::engine::LoopPort::new(index, tx, waker));
+            ports.push(crate::engine::LoopPort::new(index, tx, waker, !config.loop_thread));
             polls.push(poll);
             listeners.push(listener);
             receivers.push(rx);
@@ -139,6 +139,11 @@ impl Server {
         self.handle.clone()
     }
 
+    /// The server's own handle, borrowed (no reference count touched: the C API's calls).
+    pub(crate) fn handle_ref(&self) -> &ServerHandle {
+        &self.handle
+    }
+
     /// Moves up to `max` waiting events into `out`, waiting up to `timeout` for the first
     /// (`None`: until one arrives). Returns how many were added; `Err(Stopped)` once the server
     /// has stopped and every event has been taken.
@@ -167,12 +172,18 @@ impl Server {
     }
 
     /// Host-driven poll: run loop turns on this thread until events are there or `timeout`
-    /// passes (at least one turn, so `Some(ZERO)` still does the pending I/O).
+    /// passes (at least one turn, so `Some(ZERO)` still does the pending I/O). A turn runs
+    /// the commands sent since the last one before it waits, so one turn (one `epoll_wait`)
+    /// usually does.
     fn poll_inline(&self, inline: &Mutex<Box<EventLoop>>, out: &mut Vec<Event>, max: usize, timeout: Option<Duration>) -> Result<Option<usize>, Error> {
         let events = &self.handle.shared.events;
         let deadline = timeout.map(|t| Instant::now() + t);
-        let mut wait = Some(Duration::ZERO);
+        let mut wait = timeout;
         loop {
+            // Events left from an earlier turn (more than `max`): do the I/O, do not wait.
+            if events.backlog() > 0 {
+                wait = Some(Duration::ZERO);
+            }
             self.turn_inline(inline, wait)?;
             match events.poll(out, max, Some(Duration::ZERO)) {
                 Some(0) => {}
@@ -242,7 +253,11 @@ impl Server {
     /// poll until no events are left before waiting on it again.
     pub fn event_fd(&self) -> RawFd {
         match &self.inline {
-            Some(inline) => inline.lock().unwrap_or_else(|e| e.into_inner()).poll_fd(),
+            Some(inline) => {
+                // Sends must make it readable from now on (see `LoopPort::wake`).
+                self.handle.shared.loops[0].watch_fd();
+                inline.lock().unwrap_or_else(|e| e.into_inner()).poll_fd()
+            }
             None => self.handle.shared.events.fd(),
         }
     }

@@ -136,3 +136,73 @@ fn connect_async_safe(server: &std::sync::Arc<wsembed::Server>) -> Client {
     }
     client.join().unwrap()
 }
+
+/// Host-driven mode sends no wake-up for a command while no thread waits in the loop: a
+/// send from a second thread must still wake a poll that waits without a time limit, every
+/// time (the poll keeps waiting in between: a send makes no event).
+#[test]
+fn host_driven_send_from_another_thread_wakes_a_poll_waiting_without_limit() {
+    let server = std::sync::Arc::new(start(|c| c.loop_thread = false));
+    let mut client = connect_async_safe(&server);
+    let conn = wait_open(&server);
+    let poller = {
+        let server = server.clone();
+        std::thread::spawn(move || server.poll(None))
+    };
+    for i in 0..200 {
+        if i % 8 == 0 {
+            // Now and then let the poll settle into its wait first.
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let sent = Instant::now();
+        server.handle().send_text(conn, &format!("n{i}")).unwrap();
+        assert_eq!(client.read().unwrap().into_text().unwrap().as_str(), format!("n{i}"));
+        assert!(sent.elapsed() < Duration::from_secs(2), "send {i} took {:?}: the blocked poll was not woken", sent.elapsed());
+    }
+    assert!(!poller.is_finished(), "no event came, so the poll still waits");
+    client.send(tungstenite::Message::text("bye")).unwrap();
+    let events = poller.join().unwrap().unwrap();
+    assert!(events.iter().any(|e| matches!(e, Event::Message { data, .. } if data == b"bye")), "{events:?}");
+    server.stop(Duration::from_secs(1)).unwrap();
+}
+
+/// Whether `fd` is readable within `ms` milliseconds.
+fn readable(fd: std::os::fd::RawFd, ms: i32) -> bool {
+    let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    // SAFETY: one valid pollfd.
+    unsafe { libc::poll(&mut pfd, 1, ms) == 1 }
+}
+
+/// A host that waits on the event fd itself (host-driven mode: the loop's epoll descriptor)
+/// sees it readable after a send, also for a send made before it took the descriptor.
+#[test]
+fn host_driven_event_fd_turns_readable_for_a_send() {
+    let server = std::sync::Arc::new(start(|c| c.loop_thread = false));
+    let mut client = connect_async_safe(&server);
+    let conn = wait_open(&server);
+    // Until the loop has nothing left to do.
+    let quiet = |server: &wsembed::Server| {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            assert!(server.poll(Some(Duration::from_millis(20))).unwrap().is_empty());
+            if !readable(server.event_fd(), 0) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the event fd stays readable");
+        }
+    };
+    // Sent before the descriptor was handed out: no wake-up was needed then.
+    server.handle().send_text(conn, "before").unwrap();
+    let fd = server.event_fd();
+    assert!(readable(fd, 2000), "a send made before event_fd still makes it readable");
+    assert!(server.poll(Some(Duration::ZERO)).unwrap().is_empty());
+    assert_eq!(client.read().unwrap().into_text().unwrap().as_str(), "before");
+    for i in 0..20 {
+        quiet(&server);
+        server.handle().send_text(conn, &format!("after{i}")).unwrap();
+        assert!(readable(fd, 2000), "send {i}: the event fd turns readable");
+        assert!(server.poll(Some(Duration::ZERO)).unwrap().is_empty());
+        assert_eq!(client.read().unwrap().into_text().unwrap().as_str(), format!("after{i}"));
+    }
+    server.stop(Duration::from_secs(1)).unwrap();
+}

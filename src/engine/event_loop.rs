@@ -175,7 +175,17 @@ impl EventLoop {
             return false;
         }
         let now = Instant::now();
-        let mut timeout = if self.read_again.is_empty() && !self.commands_left && self.dirty.is_empty() {
+        let host_driven = !self.config.loop_thread;
+        if host_driven {
+            // No wake-up announces the commands the host sent since the last turn (see
+            // `LoopPort::wake`): run them and write their output before waiting, so that
+            // one `epoll_wait` per turn does.
+            self.shared.loops[self.index].kicked.store(false, Ordering::SeqCst);
+            self.drain_commands(now);
+            self.flush_dirty();
+        }
+        let idle = self.read_again.is_empty() && !self.commands_left && self.dirty.is_empty() && self.events.is_empty();
+        let mut timeout = if idle {
             self.next_sweep.into_iter().chain(self.stopping).min().map(|t| t.saturating_duration_since(now))
         } else {
             Some(Duration::ZERO)
@@ -183,8 +193,21 @@ impl EventLoop {
         if let Some(max) = max_wait {
             timeout = Some(timeout.map_or(max, |t| t.min(max)));
         }
+        let port = &self.shared.loops[self.index];
+        let blocking = host_driven && timeout != Some(Duration::ZERO);
+        if blocking {
+            // Dekker with `LoopPort::wake`: announce the wait, then look for a kick.
+            port.waiting.store(true, Ordering::SeqCst);
+            if port.kicked.load(Ordering::SeqCst) {
+                timeout = Some(Duration::ZERO);
+            }
+        }
         let mut ready = std::mem::replace(&mut self.ready, Events::with_capacity(0));
-        if let Err(e) = self.poll.poll(&mut ready, timeout) {
+        let polled = self.poll.poll(&mut ready, timeout);
+        if blocking {
+            port.waiting.store(false, Ordering::SeqCst);
+        }
+        if let Err(e) = polled {
             self.ready = ready;
             if e.kind() == io::ErrorKind::Interrupted {
                 return true;

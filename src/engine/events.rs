@@ -150,9 +150,14 @@ impl EventQueue {
                 let start = out.len();
                 out.extend(state.events.drain(..n));
                 self.backlog.fetch_sub(out[start..].iter().map(cost).sum(), Ordering::AcqRel);
-                for event in &out[start..] {
-                    let index = super::slots::loop_of(event.conn()).min(self.handed_out.len() - 1);
-                    self.handed_out[index].fetch_add(1, Ordering::AcqRel);
+                if self.handed_out.len() == 1 {
+                    // One loop: one add for the batch, not one per event.
+                    self.handed_out[0].fetch_add(n as u64, Ordering::AcqRel);
+                } else {
+                    for event in &out[start..] {
+                        let index = super::slots::loop_of(event.conn()).min(self.handed_out.len() - 1);
+                        self.handed_out[index].fetch_add(1, Ordering::AcqRel);
+                    }
                 }
                 if state.events.is_empty() && state.events.capacity() > SHRINK_ABOVE {
                     // A burst (say, thousands of connections opening at once) is over: give

@@ -161,10 +161,23 @@ pub struct LoopPort {
     pub reads_paused: AtomicBool,
     /// Connections in `Phase::Failing`: each poll wakes the loop to settle them.
     pub failing: AtomicUsize,
+    /// Host-driven mode (`loop_thread` = 0): every turn takes the waiting commands itself, so
+    /// a command needs a wake-up only for a thread blocked in the loop's `epoll_wait`
+    /// (`waiting`) or for a host that waits on the epoll descriptor itself (`fd_watched`).
+    host_driven: bool,
+    /// Host-driven mode: a turn is about to wait (or waits) in `epoll_wait` with a timeout.
+    /// Set before it looks at `kicked` one last time, cleared after the wait.
+    pub waiting: AtomicBool,
+    /// Host-driven mode: something for the loop (a command, a poll that settled failing
+    /// connections or resumed reads) since its turn began; the turn then does not block.
+    pub kicked: AtomicBool,
+    /// Host-driven mode: the host took the epoll descriptor (`Server::event_fd`), so every
+    /// command must make it readable.
+    pub fd_watched: AtomicBool,
 }
 
 impl LoopPort {
-    pub fn new(index: usize, commands: Sender<Command>, waker: mio::Waker) -> Self {
+    pub fn new(index: usize, commands: Sender<Command>, waker: mio::Waker, host_driven: bool) -> Self {
         LoopPort {
             table: slots::ConnTable::default(),
             slots: std::sync::Mutex::new(slots::SlotAllocator::for_loop(index)),
@@ -173,10 +186,34 @@ impl LoopPort {
             wake_pending: AtomicBool::new(false),
             reads_paused: AtomicBool::new(false),
             failing: AtomicUsize::new(0),
+            host_driven,
+            waiting: AtomicBool::new(false),
+            kicked: AtomicBool::new(false),
+            fd_watched: AtomicBool::new(false),
         }
     }
 
+    /// Host-driven mode: the host has the epoll descriptor and may wait on it, so from now on
+    /// every command makes it readable (and one skipped before does now).
+    pub fn watch_fd(&self) {
+        if !self.fd_watched.swap(true, Ordering::SeqCst) && self.kicked.load(Ordering::SeqCst) {
+            self.wake();
+        }
+    }
+
+    /// Called after a command went into the channel (or after state the next turn reads
+    /// changed).
     fn wake(&self) {
+        if self.host_driven {
+            // Dekker with `EventLoop::turn`, which sets `waiting` and then reads `kicked`
+            // (all SeqCst): either the turn sees the kick and does not block, or this sees
+            // it waiting and wakes it. Otherwise the next turn (every poll and service runs
+            // one) takes the command, without a syscall. `watch_fd` pairs the same way.
+            self.kicked.swap(true, Ordering::SeqCst);
+            if !self.waiting.load(Ordering::SeqCst) && !self.fd_watched.load(Ordering::SeqCst) {
+                return;
+            }
+        }
         if !self.wake_pending.swap(true, Ordering::AcqRel) {
             // Failing to wake means the loop is gone; the command then fails on its own.
             let _ = self.waker.wake();

@@ -173,7 +173,7 @@ pub extern "C" fn wsembed_server_send(
     ffi_boundary! {
         let server = arg_ref!(server);
         let data = arg_bytes(data, len, "data")?;
-        server.server.handle().send(conn, kind_of(kind)?, data)
+        server.server.handle_ref().send(conn, kind_of(kind)?, data)
     }
 }
 
@@ -191,7 +191,7 @@ pub extern "C" fn wsembed_server_broadcast(
     ffi_boundary! {
         let server = arg_ref!(server);
         let data = arg_bytes(data, len, "data")?;
-        server.server.handle().broadcast(kind_of(kind)?, data, (except_conn != 0).then_some(except_conn))
+        server.server.handle_ref().broadcast(kind_of(kind)?, data, (except_conn != 0).then_some(except_conn))
     }
 }
 
@@ -208,7 +208,7 @@ pub extern "C" fn wsembed_server_publish(
         let server = arg_ref!(server);
         let topic = arg_str(topic, "topic")?;
         let data = arg_bytes(data, len, "data")?;
-        server.server.handle().publish(topic, kind_of(kind)?, data)
+        server.server.handle_ref().publish(topic, kind_of(kind)?, data)
     }
 }
 
@@ -218,7 +218,7 @@ pub extern "C" fn wsembed_server_publish(
 pub extern "C" fn wsembed_server_subscribe(server: *const wsembed_server, conn: u64, topic: *const c_char) -> wsembed_result {
     ffi_boundary! {
         let server = arg_ref!(server);
-        server.server.handle().subscribe(conn, arg_str(topic, "topic")?)
+        server.server.handle_ref().subscribe(conn, arg_str(topic, "topic")?)
     }
 }
 
@@ -227,7 +227,7 @@ pub extern "C" fn wsembed_server_subscribe(server: *const wsembed_server, conn: 
 pub extern "C" fn wsembed_server_unsubscribe(server: *const wsembed_server, conn: u64, topic: *const c_char) -> wsembed_result {
     ffi_boundary! {
         let server = arg_ref!(server);
-        server.server.handle().unsubscribe(conn, arg_str(topic, "topic")?)
+        server.server.handle_ref().unsubscribe(conn, arg_str(topic, "topic")?)
     }
 }
 
@@ -244,7 +244,7 @@ pub extern "C" fn wsembed_server_close(
     ffi_boundary! {
         let server = arg_ref!(server);
         let reason = if reason.is_null() { "" } else { arg_str(reason, "reason")? };
-        server.server.handle().close(conn, code, reason)
+        server.server.handle_ref().close(conn, code, reason)
     }
 }
 
@@ -256,7 +256,7 @@ pub extern "C" fn wsembed_server_accept(server: *const wsembed_server, conn: u64
     ffi_boundary! {
         let server = arg_ref!(server);
         let protocol = if protocol.is_null() { None } else { Some(arg_str(protocol, "protocol")?) };
-        server.server.handle().accept(conn, protocol)
+        server.server.handle_ref().accept(conn, protocol)
     }
 }
 
@@ -267,7 +267,7 @@ pub extern "C" fn wsembed_server_reject(server: *const wsembed_server, conn: u64
     ffi_boundary! {
         let server = arg_ref!(server);
         let body = if body.is_null() { "" } else { arg_str(body, "body")? };
-        server.server.handle().reject(conn, status, body)
+        server.server.handle_ref().reject(conn, status, body)
     }
 }
 
@@ -278,7 +278,7 @@ pub extern "C" fn wsembed_server_reject(server: *const wsembed_server, conn: u64
 pub extern "C" fn wsembed_server_terminate(server: *const wsembed_server, conn: u64) -> wsembed_result {
     ffi_boundary! {
         let server = arg_ref!(server);
-        server.server.handle().terminate(conn)
+        server.server.handle_ref().terminate(conn)
     }
 }
 
@@ -289,7 +289,7 @@ pub extern "C" fn wsembed_server_ping(server: *const wsembed_server, conn: u64, 
     ffi_boundary! {
         let server = arg_ref!(server);
         let data = arg_bytes(data, len, "data")?;
-        server.server.handle().ping(conn, data)
+        server.server.handle_ref().ping(conn, data)
     }
 }
 
@@ -302,7 +302,7 @@ pub extern "C" fn wsembed_server_ping(server: *const wsembed_server, conn: u64, 
 pub extern "C" fn wsembed_server_set_user_data(server: *const wsembed_server, conn: u64, user_data: *mut std::ffi::c_void) -> wsembed_result {
     ffi_boundary! {
         let server = arg_ref!(server);
-        server.server.handle().set_user_data(conn, user_data as usize)
+        server.server.handle_ref().set_user_data(conn, user_data as usize)
     }
 }
 
@@ -313,7 +313,7 @@ pub extern "C" fn wsembed_server_stats(server: *const wsembed_server, stats: *mu
         let server = arg_ref!(server);
         let stats = arg_out!(stats);
         // SAFETY: checked non-NULL.
-        unsafe { *stats = server.server.handle().stats() };
+        unsafe { *stats = server.server.handle_ref().stats() };
         Ok(())
     }
 }
@@ -324,7 +324,7 @@ pub extern "C" fn wsembed_server_buffered_amount(server: *const wsembed_server, 
     ffi_boundary! {
         let server = arg_ref!(server);
         let bytes = arg_out!(bytes);
-        let amount = server.server.handle().buffered_amount(conn)?;
+        let amount = server.server.handle_ref().buffered_amount(conn)?;
         // SAFETY: checked non-NULL.
         unsafe { *bytes = amount };
         Ok(())
