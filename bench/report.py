@@ -17,7 +17,7 @@ import math
 import re
 import sys
 
-GAME_MODES = ("game", "game_server", "game_skip")
+GAME_MODES = ("game", "game_server", "game_skip", "growth", "growth_base")
 TOTAL_LINE = re.compile(r"^total ticks (\d+) p50_us (\d+) p99_us (\d+) max_us (\d+) players (\d+)\s*$")
 TICK_LINE = re.compile(r"^ticks (\d+) p50_us (\d+) p99_us (\d+) max_us (\d+) players (\d+)\s*$")
 
@@ -220,6 +220,52 @@ def game_table(path):
     return out
 
 
+def growth_table(path):
+    """The growth scenario: one `--broadcast` server per client count (mode "growth": the
+    loadgen's broadcast line; "growth_base": the server's RSS before any connection)."""
+    runs, base = [], {}
+    for line in open(path):
+        try:
+            r = json.loads(line)
+        except ValueError:
+            continue
+        if r.get("mode") == "growth_base":
+            base[(r.get("key"), r.get("clients"))] = r.get("rss_kb")
+        elif r.get("mode") == "growth":
+            runs.append(r)
+    if not runs:
+        return []
+    out = ["", f"**growth** — {runs[0].get('server', '?')}: broadcast to N clients ({runs[0].get('senders')} senders x "
+           f"depth {runs[0].get('depth')} x {runs[0].get('size')} B); cost per delivery should stay flat, "
+           "and RSS per connection too", "",
+           "| clients | deliveries/s | CPU µs/delivery | ÷ first row | RSS/conn (open, under load) | p50 µs | p99 µs | loadgen CPU % |",
+           "|" + "|".join(["---:"] * 8) + "|"]
+    first = None
+    notes = []
+    for r in sorted(runs, key=lambda r: r.get("clients") or 0):
+        if r.get("error") or not r.get("deliveries"):
+            out.append(f"| {f_int(r.get('clients'))} | – | – | – | – | – | – | – |")
+            notes.append(f"- growth {r.get('clients')}: {r.get('error') or 'no delivery'}")
+            continue
+        cpu = r.get("server_cpu_us_per_delivery")
+        first = first if first is not None else cpu
+        b, rss = base.get((r.get("key"), r.get("clients"))), r.get("server_rss_kb")
+        per_conn = f_kib((rss - b) * 1024 / r["clients"]) if num(b) and num(rss) and r.get("clients") else "–"
+        pc = r.get("loadgen_cpu_pct")
+        out.append("| " + " | ".join([
+            f_int(r.get("clients")), f_int(r.get("deliveries_per_s")), f_cpu(cpu), f_ratio(cpu, first), per_conn,
+            f_us(r.get("p50_us")), f_us(r.get("p99_us")), f"{pc:.0f}%" if num(pc) else "–"]) + " |")
+        if num(pc) and pc > 90:
+            notes.append(f"- growth {r['clients']}: loadgen at {pc:.0f}% CPU (it reads every client): "
+                         "latency includes its queueing")
+    out.append("")
+    out.append("p50/p99: send to receipt at the designated non-sending client. RSS/conn: server VmRSS at the end "
+               "of the measured window minus before the first connection, ÷ clients (includes send queues in use).")
+    if notes:
+        out += ["", "Notes:"] + notes
+    return out
+
+
 def main():
     if len(sys.argv) > 1 and sys.argv[1] == "--game-server":
         game_server(sys.argv[2], sys.argv[3])
@@ -314,6 +360,7 @@ def main():
     if not order and game:  # e.g. --only game: no main table
         out = [f"**wsembed benchmark** — {header}"]
     out.extend(game)
+    out.extend(growth_table(path))
     print("\n".join(out))
 
 

@@ -54,6 +54,9 @@
 #                                              wsembed-node,ws,websockets,tokio-tungstenite, and
 #                                              `game` for the game section (e.g. --only raw,game)
 #   GAME                   1                   0 (or --no-game) skips the game section
+#   GROWTH_CONNS           100,1000,10000      growth table: the C echo_server --broadcast at each
+#                                              client count (GROWTH=0 or --no-growth skips it; with
+#                                              --only it runs when `growth` is listed)
 #   GAME_CONNS GAME_ROOMS GAME_INPUT_HZ  1000 10 20
 #   GAME_DURATION          10        3         measured seconds (server ticks x 60) of the game
 #   PYTHON                 python3             interpreter used to create bench/.venv
@@ -71,6 +74,7 @@ while [ $# -gt 0 ]; do
         --quick) QUICK=1 ;;
         --no-build) WSEMBED_BUILD=0 ;;
         --no-game) GAME=0 ;;
+        --no-growth) GROWTH=0 ;;
         --only) shift; ONLY="${1:-}" ;;
         --only=*) ONLY="${1#--only=}" ;;
         -h|--help) sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -86,6 +90,7 @@ else
     DURATION="${DURATION:-10}"; WARMUP="${WARMUP:-2}"; IDLE_SETTLE="${IDLE_SETTLE:-2}"
     GAME_DURATION="${GAME_DURATION:-10}"
 fi
+GROWTH="${GROWTH:-1}"; GROWTH_CONNS="${GROWTH_CONNS:-100,1000,10000}"
 GAME="${GAME:-1}"; GAME_CONNS="${GAME_CONNS:-1000}"; GAME_ROOMS="${GAME_ROOMS:-10}"
 GAME_INPUT_HZ="${GAME_INPUT_HZ:-20}"
 REPEAT="${REPEAT:-1}"
@@ -339,6 +344,28 @@ if [ "$GAME" != 0 ] && { [ -z "$ONLY" ] || [[ ",$ONLY," == *",game,"* ]]; }; the
             printf '{"key":"game","mode":"game","error":"game_server did not start"}\n' >> "$JSONL"
         fi
     fi
+fi
+
+# ------------------------------------------------------------------ growth
+# The same broadcast load against 100, 1,000 and 10,000 clients (one server process each): CPU
+# per delivery should stay flat as deliveries grow, RSS per connection too.
+if [ "$GROWTH" != 0 ] && { [ -z "$ONLY" ] || [[ ",$ONLY," == *",growth,"* ]]; }; then
+    SCENARIO=growth
+    GBIN="$ROOT/examples/c/build/echo_server"
+    GNAME="wsembed (C)"
+    for n in ${GROWTH_CONNS//,/ }; do
+        log "growth: $n broadcast clients"
+        if start_server "growth-$n" "$GBIN" --port 0 --broadcast; then
+            printf '{"key":"growth","mode":"growth_base","clients":%s,"rss_kb":%s}\n' "$n" \
+                "$(awk '/^VmRSS:/ {print $2}' "/proc/$SERVER_PID/status" 2>/dev/null || echo null)" >> "$JSONL"
+            run_loadgen growth "$GNAME" wsembed "growth-$n-lg" "$TPUT_TMO" --mode broadcast --label "$GNAME" \
+                --conns "$n" --senders "$BCAST_SENDERS" --depth "$BCAST_DEPTH" --size "$BCAST_SIZE" \
+                --duration "$DURATION" --warmup "$WARMUP"
+            stop_server
+        fi
+    done
+    # run_loadgen tagged them as broadcast rows of key "growth": give them their own mode
+    sed -i 's#^{"key":"growth","server":"\([^"]*\)","group":"wsembed","mode":"broadcast"#{"key":"growth","server":"\1","group":"wsembed","mode":"growth"#' "$JSONL"
 fi
 
 # ------------------------------------------------------------------ table

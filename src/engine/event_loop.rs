@@ -19,7 +19,7 @@ use super::conns::Conns;
 use super::trim::{self, MemoryTrim};
 use super::connection::{whole_message, Action, CloseCause, Connection, Outputs, Role};
 use crate::protocol::encoder::message_frame_compressed;
-use super::out_queue::OutQueue;
+use super::out_queue::{OutQueue, Spares};
 use super::slots::{slot_of, AWAITING_APPROVAL};
 use crate::client::reconnect::Failure;
 use super::topics::{Change, Topics};
@@ -79,6 +79,8 @@ pub struct EventLoop {
     conns: Conns<Conn>,
     /// Gives freed memory back after bursts.
     trim: MemoryTrim,
+    /// Drained send queues for the next connection that has something to send.
+    spare_queues: Spares,
     /// permessage-deflate settings, and the loop's shared contexts (compression on).
     deflate_config: DeflateConfig,
     deflate: Option<SharedDeflate>,
@@ -138,6 +140,7 @@ impl EventLoop {
             topics: Topics::default(),
             conns: Conns::default(),
             trim: MemoryTrim::default(),
+            spare_queues: Spares::default(),
             deflate: (deflate_config.mode != CompressionMode::Off).then(|| SharedDeflate::new(&deflate_config)),
             deflate_config,
             resolver: None,
@@ -351,7 +354,7 @@ impl EventLoop {
                     self.queue(slot, Bytes::from(response.head));
                     // The body goes out as the socket drains (files run to megabytes).
                     if let Some(conn) = self.conns.get_mut(slot) {
-                        conn.out.push_body(response.body);
+                        conn.out.push_body(response.body, &mut self.spare_queues);
                     }
                     self.mark_dirty(slot);
                 }
@@ -587,7 +590,7 @@ impl EventLoop {
     /// Appends bytes to a connection's queue and publishes its new cost.
     fn queue(&mut self, slot: usize, bytes: Bytes) {
         if let Some(conn) = self.conns.get_mut(slot) {
-            conn.out.push(bytes);
+            conn.out.push(bytes, &mut self.spare_queues);
             self.publish_cost(slot);
             self.mark_dirty(slot);
         }
@@ -819,7 +822,7 @@ impl EventLoop {
             return self.finish_connect(slot, now);
         }
         let Some(transport) = conn.transport.as_mut() else { return };
-        let written = match conn.out.flush(transport) {
+        let written = match conn.out.flush(transport, &mut self.spare_queues) {
             Ok(n) => n,
             Err(e) => {
                 self.drive(slot, now, |c, _, out| c.on_io_error(&e, now, out));

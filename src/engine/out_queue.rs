@@ -26,10 +26,39 @@ const MAX_IOVECS: usize = 64;
 const FILE_CHUNK: usize = 64 * 1024;
 
 /// Empty, it is one null pointer and holds no heap: an idle connection pays 8 bytes for it.
-/// The buffers are made on the first push and freed when the socket has taken everything.
+/// The buffers are taken on the first push (from the loop's [`Spares`], or made) and given
+/// back when the socket has taken everything.
 #[derive(Default)]
 pub struct OutQueue {
     queued: Option<Box<Queued>>,
+}
+
+/// Drained queue buffers a loop keeps for its next pushes, so that a busy connection (an
+/// echo, say) does not allocate and free its queue for every burst. Bounded.
+#[derive(Default)]
+pub struct Spares(Vec<Box<Queued>>);
+
+/// Most spare queues a loop keeps (each about 216 bytes).
+const MAX_SPARES: usize = 64;
+/// A drained queue whose entry list grew past this is freed rather than kept.
+const SPARE_ENTRIES: usize = 16;
+
+impl Spares {
+    fn take(&mut self) -> Box<Queued> {
+        self.0.pop().unwrap_or_default()
+    }
+
+    fn give(&mut self, mut queued: Box<Queued>) {
+        if self.0.len() >= MAX_SPARES || queued.frames.capacity() > SPARE_ENTRIES {
+            return;
+        }
+        queued.frames.clear();
+        queued.tail = BytesMut::new();
+        queued.offset = 0;
+        queued.bytes = 0;
+        queued.body = None;
+        self.0.push(queued);
+    }
 }
 
 #[derive(Default)]
@@ -47,13 +76,13 @@ struct Queued {
 }
 
 impl OutQueue {
-    pub fn push(&mut self, frame: Bytes) {
-        self.queued.get_or_insert_with(Box::default).push(frame);
+    pub fn push(&mut self, frame: Bytes, spares: &mut Spares) {
+        self.queued.get_or_insert_with(|| spares.take()).push(frame);
     }
 
     /// Streams `body` after what is queued.
-    pub fn push_body(&mut self, body: Body) {
-        self.queued.get_or_insert_with(Box::default).body = Some(Box::new(body));
+    pub fn push_body(&mut self, body: Body, spares: &mut Spares) {
+        self.queued.get_or_insert_with(|| spares.take()).body = Some(Box::new(body));
     }
 
     pub fn is_empty(&self) -> bool {
@@ -73,7 +102,7 @@ impl OutQueue {
 
     /// Writes until the queue (and a body) is empty or the socket would block, and flushes
     /// TLS. Returns bytes written.
-    pub fn flush(&mut self, stream: &mut Transport) -> io::Result<usize> {
+    pub fn flush(&mut self, stream: &mut Transport, spares: &mut Spares) -> io::Result<usize> {
         let Some(queued) = self.queued.as_deref_mut() else {
             // TLS may hold records of its own (handshake, alerts) with nothing queued here.
             stream.flush()?;
@@ -82,7 +111,9 @@ impl OutQueue {
         let result = queued.flush_with_body(stream);
         if queued.bytes == 0 && queued.body.is_none() {
             // Everything went out: idle connections hold no buffer.
-            self.queued = None;
+            if let Some(queued) = self.queued.take() {
+                spares.give(queued);
+            }
         }
         result
     }
@@ -207,10 +238,10 @@ mod tests {
 
     #[test]
     fn tiny_frames_are_coalesced_and_cost_about_their_bytes() {
-        let mut q = OutQueue::default();
-        q.push(Bytes::from(vec![0u8; 4096]));
+        let (mut q, mut spares) = (OutQueue::default(), Spares::default());
+        q.push(Bytes::from(vec![0u8; 4096]), &mut spares);
         for _ in 0..100_000 {
-            q.push(Bytes::from_static(&[0x81, 0]));
+            q.push(Bytes::from_static(&[0x81, 0]), &mut spares);
         }
         assert_eq!(q.bytes(), 204_096);
         // 13 buffers of 16 KiB after the first frame, not 100,000 entries.
@@ -223,11 +254,11 @@ mod tests {
 
     #[test]
     fn order_is_kept_across_small_and_large_frames() {
-        let mut q = OutQueue::default();
-        q.push(Bytes::from_static(b"x"));
-        q.push(Bytes::from_static(b"a"));
-        q.push(Bytes::from(vec![b'b'; 1000]));
-        q.push(Bytes::from_static(b"c"));
+        let (mut q, mut s) = (OutQueue::default(), Spares::default());
+        q.push(Bytes::from_static(b"x"), &mut s);
+        q.push(Bytes::from_static(b"a"), &mut s);
+        q.push(Bytes::from(vec![b'b'; 1000]), &mut s);
+        q.push(Bytes::from_static(b"c"), &mut s);
         let q = q.queued.as_deref_mut().unwrap();
         q.seal_tail();
         assert_eq!(q.frames.pop_front().as_deref(), Some(&b"x"[..]));
