@@ -35,6 +35,8 @@ pub struct OutQueue {
 
 /// Drained queue buffers a loop keeps for its next pushes, so that a busy connection (an
 /// echo, say) does not allocate and free its queue for every burst. Bounded.
+// The boxes themselves are what is kept: a queue takes one and later gives it back.
+#[allow(clippy::vec_box)]
 #[derive(Default)]
 pub struct Spares(Vec<Box<Queued>>);
 
