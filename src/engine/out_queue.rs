@@ -18,8 +18,10 @@ use crate::http::static_files::Body;
 pub const ENTRY_COST: usize = 64;
 /// Frames up to this size are copied into the coalescing buffer instead of queued one by one.
 const SMALL_FRAME: usize = 512;
-/// Size of one coalescing buffer.
+/// Size of one coalescing buffer, at most.
 const COALESCE_CAPACITY: usize = 16 * 1024;
+/// A coalescing buffer's first size.
+const COALESCE_START: usize = 1024;
 /// Most entries handed to one `writev`.
 const MAX_IOVECS: usize = 64;
 /// Chunk of a static file read per refill of the queue.
@@ -140,8 +142,13 @@ impl Queued {
         if self.tail.len() + frame.len() > COALESCE_CAPACITY {
             self.seal_tail();
         }
-        if self.tail.capacity() == 0 {
-            self.tail.reserve(COALESCE_CAPACITY);
+        let (len, capacity) = (self.tail.len(), self.tail.capacity());
+        if len + frame.len() > capacity {
+            // Grows by doubling from a small start: most backlogs are a few frames (a broadcast
+            // to thousands of connections leaves each a few), and a full-size buffer for each
+            // would cost 16 KiB per connection and turn.
+            let target = (capacity * 2).max(len + frame.len()).max(COALESCE_START).min(COALESCE_CAPACITY);
+            self.tail.reserve(target - len);
         }
         self.tail.extend_from_slice(&frame);
     }
