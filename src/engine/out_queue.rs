@@ -147,7 +147,7 @@ impl Queued {
             // Grows by doubling from a small start: most backlogs are a few frames (a broadcast
             // to thousands of connections leaves each a few), and a full-size buffer for each
             // would cost 16 KiB per connection and turn.
-            let target = (capacity * 2).max(len + frame.len()).max(COALESCE_START).min(COALESCE_CAPACITY);
+            let target = (capacity * 2).max(len + frame.len()).clamp(COALESCE_START, COALESCE_CAPACITY);
             self.tail.reserve(target - len);
         }
         self.tail.extend_from_slice(&frame);
