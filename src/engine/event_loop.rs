@@ -219,6 +219,8 @@ impl EventLoop {
             return false;
         }
         let now = Instant::now();
+        // The loop waited and nothing came: a quiet moment (for `MemoryTrim`).
+        let quiet = ready.is_empty() && timeout != Some(Duration::ZERO);
         let mut woken = std::mem::take(&mut self.commands_left);
         for event in ready.iter() {
             match event.token() {
@@ -246,7 +248,9 @@ impl EventLoop {
             self.on_readable(slot, true, now);
         }
         if self.next_sweep.is_some_and(|t| now >= t) {
-            self.trim.run_if_due(now);
+            if let Some(at) = self.trim.run_if_due(now, quiet) {
+                self.schedule(at);
+            }
             self.settle_failures(now, false);
             self.sweep(now);
             if self.accept_retry {
@@ -286,9 +290,6 @@ impl EventLoop {
     fn publish_events(&mut self) {
         self.pushed_total += self.events.len() as u64;
         self.shared.events.push_batch(&mut self.events);
-        if self.events.capacity() > super::events::SHRINK_ABOVE {
-            self.events = Vec::new();
-        }
     }
 
     // ---- driving connections ---------------------------------------------------------------

@@ -11,9 +11,6 @@ use std::time::{Duration, Instant};
 
 use crate::event::Event;
 
-/// A drained queue (or a loop's batch) keeping room for more events than this frees it.
-pub const SHRINK_ABOVE: usize = 1024;
-
 struct State {
     events: VecDeque<Event>,
     closed: bool,
@@ -158,11 +155,6 @@ impl EventQueue {
                         let index = super::slots::loop_of(event.conn()).min(self.handed_out.len() - 1);
                         self.handed_out[index].fetch_add(1, Ordering::AcqRel);
                     }
-                }
-                if state.events.is_empty() && state.events.capacity() > SHRINK_ABOVE {
-                    // A burst (say, thousands of connections opening at once) is over: give
-                    // its memory back rather than keep it for the next one.
-                    state.events = VecDeque::new();
                 }
                 if state.events.is_empty() && !state.closed && self.fd_in_use() {
                     self.notify.clear();

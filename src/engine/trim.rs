@@ -1,9 +1,12 @@
 //! Gives memory the loop freed back to the system. glibc keeps freed heap memory resident:
 //! after a burst of handshakes (their request buffers, parsed headers, `Open` events) or
 //! slow readers leaving (their send queues), the process would keep its peak size for good.
-//! So once enough has been freed, a little later (a burst is usually not over yet) and at
-//! most once a second, the loop calls `malloc_trim(0)`, which also releases whole free pages
-//! inside the heap. Elsewhere it does nothing.
+//! So once enough has been freed, a little later (a burst is usually not over yet), at most
+//! once a second and only in a quiet turn (the loop waited and nothing came: trimming a heap
+//! that traffic churns hands pages back only to fault them in again, and stalls the loop
+//! meanwhile: handshakes under a broadcast flood took 100 ms instead of 6), the loop calls
+//! `malloc_trim(0)`, which also releases whole free pages inside the heap. Elsewhere it does
+//! nothing.
 
 use std::time::{Duration, Instant};
 
@@ -36,10 +39,16 @@ impl MemoryTrim {
         self.due
     }
 
-    /// Trims if it is due.
-    pub fn run_if_due(&mut self, now: Instant) {
+    /// Trims if it is due and the turn is `quiet`. A due trim in a busy turn is put off:
+    /// returns when to look again.
+    pub fn run_if_due(&mut self, now: Instant, quiet: bool) -> Option<Instant> {
         if self.due.is_none_or(|t| now < t) {
-            return;
+            return None;
+        }
+        if !quiet {
+            let later = now + MIN_INTERVAL;
+            self.due = Some(later);
+            return Some(later);
         }
         self.due = None;
         self.last = Some(now);
@@ -49,6 +58,7 @@ impl MemoryTrim {
         unsafe {
             libc::malloc_trim(0);
         }
+        None
     }
 }
 
@@ -65,9 +75,11 @@ mod tests {
         let due = trim.freed(TRIM_AFTER / 2, t0).expect("due once past the threshold");
         assert_eq!(due, t0 + DELAY);
         assert_eq!(trim.freed(TRIM_AFTER, t0), None, "already due");
-        trim.run_if_due(t0);
+        assert_eq!(trim.run_if_due(t0, true), None);
         assert!(trim.due.is_some(), "not before its time");
-        trim.run_if_due(due);
+        assert_eq!(trim.run_if_due(due, false), Some(due + MIN_INTERVAL), "put off in a busy turn");
+        let due = due + MIN_INTERVAL;
+        assert_eq!(trim.run_if_due(due, true), None);
         assert!(trim.due.is_none() && trim.freed == 0);
         let next = trim.freed(TRIM_AFTER, due).expect("due again");
         assert_eq!(next, due + MIN_INTERVAL, "a second after the last one");
