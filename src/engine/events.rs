@@ -286,17 +286,6 @@ mod tests {
         assert_eq!(queue.poll(&mut out, 8, Some(Duration::ZERO)), None);
         assert!(readable(fd), "readable after close");
     }
-}
-
-#[cfg(test)]
-mod race_tests {
-    use super::*;
-
-    fn readable(fd: RawFd) -> bool {
-        let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
-        // SAFETY: one valid pollfd, no wait.
-        unsafe { libc::poll(&mut pfd, 1, 0) == 1 }
-    }
 
     /// A loop thread pushing while the host polls as fast as it can: once everything is taken,
     /// one more (empty) poll leaves the fd not readable, whatever byte landed late.

@@ -124,6 +124,33 @@ pub struct wsembed_event {
     pub http_status: u16,
 }
 
+impl wsembed_event {
+    /// An event of `kind` about `conn` with every other field empty (NULL, 0).
+    pub(crate) fn blank(kind: wsembed_event_kind, conn: u64, user_data: *mut c_void) -> Self {
+        wsembed_event {
+            kind,
+            close_code: 0,
+            clean: false,
+            conn,
+            data: std::ptr::null(),
+            len: 0,
+            path: std::ptr::null(),
+            peer: std::ptr::null(),
+            protocol: std::ptr::null(),
+            extensions: std::ptr::null(),
+            headers: std::ptr::null(),
+            header_count: 0,
+            protocols: std::ptr::null(),
+            protocol_count: 0,
+            user_data,
+            attempt: 0,
+            delay_ms: 0,
+            failure: 0,
+            http_status: 0,
+        }
+    }
+}
+
 /// Copies the payloads (`data`/`len`) of `events[0..count]`, as `wsembed_server_poll` filled
 /// them in, into `buf` one after the other, and points each copied event's `data` at its copy
 /// in `buf`, so a host can take a whole batch's payloads in one call rather than one copy per
@@ -222,27 +249,7 @@ impl Batch {
 
     /// Describes event `i` of the batch for C; `user_data` is the connection's host value.
     pub fn describe(&mut self, i: usize, user_data: usize) -> wsembed_event {
-        let mut out = wsembed_event {
-            kind: wsembed_event_kind::WSEMBED_EVENT_DRAIN,
-            close_code: 0,
-            clean: false,
-            conn: self.events[i].conn(),
-            data: std::ptr::null(),
-            len: 0,
-            path: std::ptr::null(),
-            peer: std::ptr::null(),
-            protocol: std::ptr::null(),
-            extensions: std::ptr::null(),
-            headers: std::ptr::null(),
-            header_count: 0,
-            protocols: std::ptr::null(),
-            protocol_count: 0,
-            user_data: user_data as *mut c_void,
-            attempt: 0,
-            delay_ms: 0,
-            failure: 0,
-            http_status: 0,
-        };
+        let mut out = wsembed_event::blank(wsembed_event_kind::WSEMBED_EVENT_DRAIN, self.events[i].conn(), user_data as *mut c_void);
         match &self.events[i] {
             Event::Open { peer, path, protocol, extensions, headers, .. } => {
                 let (peer, path, protocol, extensions, headers) =
@@ -316,27 +323,10 @@ mod tests {
     use super::*;
 
     fn event(data: &[u8]) -> wsembed_event {
-        wsembed_event {
-            kind: wsembed_event_kind::WSEMBED_EVENT_BINARY,
-            close_code: 0,
-            clean: false,
-            conn: 1,
-            data: if data.is_empty() { std::ptr::null() } else { data.as_ptr() },
-            len: data.len(),
-            path: std::ptr::null(),
-            peer: std::ptr::null(),
-            protocol: std::ptr::null(),
-            extensions: std::ptr::null(),
-            headers: std::ptr::null(),
-            header_count: 0,
-            protocols: std::ptr::null(),
-            protocol_count: 0,
-            user_data: std::ptr::null_mut(),
-            attempt: 0,
-            delay_ms: 0,
-            failure: 0,
-            http_status: 0,
-        }
+        let mut e = wsembed_event::blank(wsembed_event_kind::WSEMBED_EVENT_BINARY, 1, std::ptr::null_mut());
+        e.data = if data.is_empty() { std::ptr::null() } else { data.as_ptr() };
+        e.len = data.len();
+        e
     }
 
     #[test]

@@ -189,24 +189,25 @@ class Client:
     def ping(self, data: Union[bytes, str] = b"") -> None:
         self._server.ping(self.conn, data)
 
+    def _start_close(self, code: int, reason: str) -> bool:
+        """Sends the close unless the connection already ended; False when it had."""
+        if self._ended is not None:
+            return False
+        try:
+            self._server.close(self.conn, code, reason)
+        except Exception:
+            pass  # already closing or gone: the wait below sees its end
+        return True
+
     def close(self, code: int = 1000, reason: str = "", timeout: float = 5.0) -> None:
         """Starts the closing handshake and waits up to ``timeout`` seconds for its end
         (messages still arriving meanwhile are discarded). Closing again does nothing."""
-        if self._ended is not None:
-            return
-        try:
-            self._server.close(self.conn, code, reason)
-        except Exception:
-            pass
-        self._drain(timeout)
+        if self._start_close(code, reason):
+            self._drain(timeout)
 
     async def aclose(self, code: int = 1000, reason: str = "") -> None:
-        if self._ended is not None:
+        if not self._start_close(code, reason):
             return
-        try:
-            self._server.close(self.conn, code, reason)
-        except Exception:
-            pass
         try:
             while True:
                 await self.arecv_event()

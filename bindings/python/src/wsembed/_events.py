@@ -151,8 +151,20 @@ class Pong(Event):
 FAILURES = {value: name[len("WSEMBED_FAILURE_"):].lower() for name, value in _abi.wsembed_failure.items()}
 
 
+class _ClientFailure(Event):
+    """What :class:`Reconnecting` and :class:`Failed` share: a ``failure`` number."""
+
+    __slots__ = ()
+    failure: int
+
+    @property
+    def failure_name(self) -> str:
+        """The short name of ``failure`` (``"connection_refused"``...)."""
+        return FAILURES.get(self.failure, str(self.failure))
+
+
 @_event
-class Reconnecting(Event):
+class Reconnecting(_ClientFailure):
     """A client connection (:meth:`Server.connect` with ``reconnect=True``) failed or lost
     its server and dials again in ``delay_ms`` milliseconds. The connection id survives."""
 
@@ -167,13 +179,9 @@ class Reconnecting(Event):
     reason: str
     user_data: Any = None
 
-    @property
-    def failure_name(self) -> str:
-        return FAILURES.get(self.failure, str(self.failure))
-
 
 @_event
-class Failed(Event):
+class Failed(_ClientFailure):
     """A client connection failed for good: its last event (with ``reconnect=True`` always,
     after its :class:`Close` if it was open; without, when it never opened)."""
 
@@ -182,10 +190,6 @@ class Failed(Event):
     http_status: int
     reason: str
     user_data: Any = None
-
-    @property
-    def failure_name(self) -> str:
-        return FAILURES.get(self.failure, str(self.failure))
 
 
 def _make_stats() -> type:
