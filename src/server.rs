@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use mio::net::TcpListener;
 
-use crate::config::{BackpressurePolicy, ServerConfig};
-use crate::engine::event_loop::{EventLoop, WAKER};
+use crate::config::ServerConfig;
+use crate::engine::event_loop::{EventLoop, Outgoing, WAKER};
 use crate::engine::{Command, Shared};
 use crate::error::Error;
 use crate::event::{ConnId, Event};
@@ -23,8 +23,6 @@ pub struct Server {
     local_addr: SocketAddr,
     /// The loop threads (one per `threads`), until stopped.
     thread: Mutex<Option<Vec<JoinHandle<()>>>>,
-    /// Host-driven mode (`loop_thread` = 0): the loop, run by whichever thread polls.
-    inline: Option<Mutex<Box<EventLoop>>>,
     inline_stopped: std::sync::atomic::AtomicBool,
     /// Connections whose `Close` the previous poll returned: their user data goes at the next.
     closed_last_poll: Mutex<Vec<ConnId>>,
@@ -99,10 +97,9 @@ impl Server {
             // Host-driven: the host's poll (or service) runs the loop on its own thread.
             let event_loop = loops.into_iter().next().expect("one loop");
             return Ok(Server {
-                handle: ServerHandle { shared },
+                handle: ServerHandle { shared, inline: Some(Arc::new(Mutex::new(Box::new(event_loop)))) },
                 local_addr,
                 thread: Mutex::new(None),
-                inline: Some(Mutex::new(Box::new(event_loop))),
                 inline_stopped: std::sync::atomic::AtomicBool::new(false),
                 closed_last_poll: Mutex::default(),
             });
@@ -120,10 +117,9 @@ impl Server {
             handles.push(handle);
         }
         Ok(Server {
-            handle: ServerHandle { shared },
+            handle: ServerHandle { shared, inline: None },
             local_addr,
             thread: Mutex::new(Some(handles)),
-            inline: None,
             inline_stopped: std::sync::atomic::AtomicBool::new(false),
             closed_last_poll: Mutex::default(),
         })
@@ -156,7 +152,7 @@ impl Server {
         shared.user_data.forget(&mut closed);
         shared.before_poll();
         let start = out.len();
-        let polled = match &self.inline {
+        let polled = match &self.handle.inline {
             None => shared.events.poll(out, max, timeout),
             Some(inline) => self.poll_inline(inline, out, max, timeout)?,
         };
@@ -216,7 +212,7 @@ impl Server {
     /// the timeout.
     pub fn service(&self, timeout: Option<Duration>) -> Result<(), Error> {
         self.handle.shared.check_running().or_else(|e| if matches!(e, Error::Stopped) { Ok(()) } else { Err(e) })?;
-        match &self.inline {
+        match &self.handle.inline {
             Some(inline) => self.turn_inline(inline, timeout).map(|_| ()),
             None => {
                 std::thread::sleep(timeout.unwrap_or(Duration::ZERO));
@@ -252,11 +248,13 @@ impl Server {
     /// readable while the engine has I/O to do: when it is, call `poll` (or `service`), and
     /// poll until no events are left before waiting on it again.
     pub fn event_fd(&self) -> RawFd {
-        match &self.inline {
+        match &self.handle.inline {
             Some(inline) => {
-                // Sends must make it readable from now on (see `LoopPort::wake`).
-                self.handle.shared.loops[0].watch_fd();
-                inline.lock().unwrap_or_else(|e| e.into_inner()).poll_fd()
+                let event_loop = inline.lock().unwrap_or_else(|e| e.into_inner());
+                // Sends must make it readable from now on (see `LoopPort::wake`), and so
+                // must output queued by sends made straight into the loop before.
+                self.handle.shared.loops[0].watch_fd(event_loop.has_output());
+                event_loop.poll_fd()
             }
             None => self.handle.shared.events.fd(),
         }
@@ -266,7 +264,7 @@ impl Server {
     /// for the clients, and joins the loop thread. A second call returns `Err(Stopped)`.
     pub fn stop(&self, timeout: Duration) -> Result<(), Error> {
         let deadline = Instant::now() + timeout;
-        if let Some(inline) = &self.inline {
+        if let Some(inline) = &self.handle.inline {
             if self.inline_stopped.swap(true, Ordering::AcqRel) {
                 return Err(Error::Stopped);
             }
@@ -290,7 +288,7 @@ impl Server {
     }
 
     pub fn is_stopped(&self) -> bool {
-        match &self.inline {
+        match &self.handle.inline {
             Some(_) => self.inline_stopped.load(Ordering::Acquire),
             None => self.thread.lock().unwrap_or_else(|e| e.into_inner()).is_none(),
         }
@@ -309,6 +307,9 @@ impl Drop for Server {
 #[derive(Clone)]
 pub struct ServerHandle {
     shared: Arc<Shared>,
+    /// Host-driven mode (`loop_thread` = 0): the loop, run by whichever thread polls, and
+    /// taken directly by a send made while no thread runs it (see `EventLoop::send_now`).
+    inline: Option<Arc<Mutex<Box<EventLoop>>>>,
 }
 
 impl ServerHandle {
@@ -325,10 +326,37 @@ impl ServerHandle {
     /// Sends `data` as `kind`; text must be UTF-8.
     pub fn send(&self, conn: ConnId, kind: MessageKind, data: &[u8]) -> Result<(), Error> {
         check_payload(kind, data)?;
-        self.send_frame(conn, message_frame(kind, data))
+        match self.send_now(conn, Outgoing::Message(kind, data)) {
+            Ok(sent) => sent,
+            Err(_) => self.submit_frame(conn, message_frame(kind, data)),
+        }
     }
 
     fn send_frame(&self, conn: ConnId, frame: bytes::Bytes) -> Result<(), Error> {
+        match self.send_now(conn, Outgoing::Frame(frame)) {
+            Ok(sent) => sent,
+            Err(Outgoing::Frame(frame)) => self.submit_frame(conn, frame),
+            Err(Outgoing::Message(..)) => unreachable!("handed back as given"),
+        }
+    }
+
+    /// Host-driven mode, while no thread runs the loop: the send goes into the connection's
+    /// queue on this thread. `Err` hands the message back for the channel.
+    fn send_now<'a>(&self, conn: ConnId, message: Outgoing<'a>) -> Result<Result<(), Error>, Outgoing<'a>> {
+        let Some(inline) = self.inline.as_ref() else { return Err(message) };
+        if let Err(e) = self.shared.check_running() {
+            return Ok(Err(e));
+        }
+        let mut event_loop = match inline.try_lock() {
+            Ok(guard) => guard,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return Err(message),
+        };
+        event_loop.send_now(conn, message)
+    }
+
+    /// Sends an encoded frame through the command channel.
+    fn submit_frame(&self, conn: ConnId, frame: bytes::Bytes) -> Result<(), Error> {
         let slot = match self.open_slot(conn) {
             Ok(slot) => slot,
             // A client connection still connecting: held for it when the host asked for that.
@@ -343,8 +371,7 @@ impl ServerHandle {
         };
         let cost = crate::engine::frame_cost(&frame);
         let before = slot.in_flight.fetch_add(cost, Ordering::AcqRel) + slot.queued.load(Ordering::Acquire);
-        let full = (before > 0 && before + cost > self.shared.max_buffered) || self.shared.total_over_limit();
-        if self.shared.backpressure == BackpressurePolicy::Block && full {
+        if self.shared.refuses_send(before, cost) {
             slot.in_flight.fetch_sub(cost, Ordering::AcqRel);
             slot.blocked.store(true, Ordering::Release);
             return Err(Error::WouldBlock);

@@ -206,3 +206,45 @@ fn host_driven_event_fd_turns_readable_for_a_send() {
     }
     server.stop(Duration::from_secs(1)).unwrap();
 }
+
+/// Host-driven mode: a send made while no thread runs the loop goes straight into the
+/// connection's queue, one made while another thread runs it takes the channel. With a
+/// second thread running turns all along, one host thread's sends take both ways and must
+/// still arrive in the order sent.
+#[test]
+fn host_driven_sends_keep_their_order_whichever_way_they_take() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    const COUNT: usize = 5000;
+    let server = std::sync::Arc::new(start(|c| c.loop_thread = false));
+    let mut client = connect_async_safe(&server);
+    let conn = wait_open(&server);
+    let done = std::sync::Arc::new(AtomicBool::new(false));
+    let turns = {
+        let (server, done) = (server.clone(), done.clone());
+        std::thread::spawn(move || {
+            while !done.load(Ordering::Acquire) {
+                server.service(Some(Duration::from_micros(200))).unwrap();
+                std::thread::yield_now(); // leaves the loop free now and then
+            }
+        })
+    };
+    let reader = std::thread::spawn(move || {
+        for i in 0..COUNT {
+            assert_eq!(client.read().unwrap().into_text().unwrap().as_str(), format!("m{i}"), "out of order");
+        }
+        client
+    });
+    let handle = server.handle();
+    for i in 0..COUNT {
+        handle.send_text(conn, &format!("m{i}")).unwrap();
+        if i % 16 == 0 {
+            std::thread::yield_now();
+        }
+    }
+    let _client = reader.join().unwrap();
+    done.store(true, Ordering::Release);
+    turns.join().unwrap();
+    let stats = server.handle().stats();
+    assert_eq!(stats.messages_out, COUNT as u64);
+    server.stop(Duration::from_secs(1)).unwrap();
+}

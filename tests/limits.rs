@@ -157,16 +157,29 @@ fn stop_flushes_queued_messages_then_sends_1001() {
 
 #[test]
 fn a_client_that_never_reads_hits_the_buffer_cap_not_memory() {
-    let server = start(|c| c.max_buffered_bytes = 1 << 20);
-    let raw = Raw::connect(&server); // never reads
-    let conn = wait_open(&server);
+    client_that_never_reads_hits_the_cap(true);
+}
+
+/// Host-driven mode: the sends made between polls go straight into the queue, past the same cap.
+#[test]
+fn a_client_that_never_reads_hits_the_buffer_cap_in_host_driven_mode() {
+    client_that_never_reads_hits_the_cap(false);
+}
+
+fn client_that_never_reads_hits_the_cap(loop_thread: bool) {
+    let server = start(|c| {
+        c.max_buffered_bytes = 1 << 20;
+        c.loop_thread = loop_thread;
+    });
+    let (raw, conn) = Raw::connect_polling(&server); // never reads
     let handle = server.handle();
     let chunk = vec![7u8; 64 * 1024];
     let deadline = Instant::now() + DEADLINE;
     let mut refused = false;
     while Instant::now() < deadline {
         match handle.send_binary(conn, &chunk) {
-            Ok(()) => {}
+            // (Host-driven: a turn writes what the socket takes.)
+            Ok(()) => server.service(Some(Duration::ZERO)).unwrap(),
             Err(wsembed::Error::WouldBlock) => {
                 refused = true;
                 break;

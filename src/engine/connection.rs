@@ -829,7 +829,8 @@ impl Connection {
         } else {
             let mut items = decoded.drain(..);
             let flow = self.act_on(&mut items, INFLATE_BUDGET, config, now, out);
-            let rest: VecDeque<Decoded> = items.collect();
+            // Only a suspended flow leaves items behind (usually none are).
+            let rest: VecDeque<Decoded> = if matches!(flow, Flow::Suspended { .. }) { items.collect() } else { VecDeque::new() };
             self.after(flow, rest, outcome.err(), config, now, out);
         }
         decoded.clear();

@@ -18,7 +18,8 @@ use mio::{Events, Interest, Poll, Token};
 use super::conns::Conns;
 use super::trim::{self, MemoryTrim};
 use super::connection::{whole_message, Action, CloseCause, Connection, Outputs, Role};
-use crate::protocol::encoder::message_frame_compressed;
+use crate::error::Error;
+use crate::protocol::encoder::{message_frame, message_frame_compressed, message_header, MessageKind};
 use super::out_queue::{OutQueue, Spares};
 use super::slots::{slot_of, AWAITING_APPROVAL};
 use crate::client::reconnect::Failure;
@@ -31,6 +32,24 @@ use crate::http::static_files;
 use crate::protocol::decoder::Decoded;
 use crate::protocol::deflate::SharedDeflate;
 use crate::protocol::extensions::{CompressionMode, DeflateConfig};
+
+/// A message for one connection.
+pub enum Outgoing<'a> {
+    /// Encoded by the host thread (the command channel's form, pings, held sends).
+    Frame(Bytes),
+    /// The host's bytes, encoded by the loop (host-driven mode's direct sends).
+    Message(MessageKind, &'a [u8]),
+}
+
+impl Outgoing<'_> {
+    /// Bytes it takes on the wire, uncompressed.
+    fn len(&self) -> usize {
+        match self {
+            Outgoing::Frame(frame) => frame.len(),
+            Outgoing::Message(kind, data) => message_header(*kind, data.len()).len() + data.len(),
+        }
+    }
+}
 
 pub const WAKER: Token = Token(0);
 pub const LISTENER: Token = Token(1);
@@ -275,6 +294,11 @@ impl EventLoop {
         self.shared.loop_finished();
     }
 
+    /// Output waits for the next turn to write it.
+    pub fn has_output(&self) -> bool {
+        !self.dirty.is_empty()
+    }
+
     /// The descriptor of this loop's `epoll` instance: readable while the loop has I/O to do
     /// (host-driven mode hands it out as the server's event fd).
     pub fn poll_fd(&self) -> std::os::fd::RawFd {
@@ -424,23 +448,14 @@ impl EventLoop {
     fn execute(&mut self, command: Command, now: Instant) -> usize {
         match command {
             Command::Send { conn, frame } => {
-                let slot = slot_of(conn);
                 if self.open_conn(conn).is_none() {
                     // A client not open yet may hold it until it opens.
                     if self.live_conn(conn).is_some() {
-                        self.drive(slot, now, |c, _, out| c.hold(frame, out));
+                        self.drive(slot_of(conn), now, |c, _, out| c.hold(frame, out));
                     }
                     return 1;
                 }
-                bump(&self.shared.counters.messages_out, 1);
-                let Some(entry) = self.conns.get_mut(slot) else { return 1 };
-                let frame = entry.machine.wire_frame(frame, &self.deflate_config, self.deflate.as_mut());
-                self.queue(slot, frame);
-                let over = self.open_conn(conn).is_some_and(|c| c.out.cost() > self.shared.max_buffered);
-                if over && self.shared.backpressure == BackpressurePolicy::Close {
-                    let code = self.shared.backpressure_close_code;
-                    self.drive(slot, now, |c, config, out| c.close(code, "send buffer full", config, now, out));
-                }
+                self.send(conn, Outgoing::Frame(frame), now);
                 1
             }
             Command::Broadcast { frame, except } => {
@@ -526,6 +541,61 @@ impl EventLoop {
             }
             Command::Panic => panic!("fault injection: panic on the loop thread"),
         }
+    }
+
+    /// Queues a message for the open connection `conn`, encoded for its role and compression
+    /// (a plain server frame straight into the queue), and applies backpressure `Close`.
+    fn send(&mut self, conn: ConnId, message: Outgoing<'_>, now: Instant) {
+        let slot = slot_of(conn);
+        let Some(entry) = self.conns.get_mut(slot) else { return };
+        bump(&self.shared.counters.messages_out, 1);
+        match message {
+            Outgoing::Message(kind, data) if entry.machine.role == Role::Server && entry.machine.codec().is_none() => {
+                let head = message_header(kind, data.len());
+                entry.out.push_parts(&[&head, data], &mut self.spare_queues);
+                self.publish_cost(slot);
+                self.mark_dirty(slot);
+            }
+            message => {
+                let frame = match message {
+                    Outgoing::Frame(frame) => frame,
+                    Outgoing::Message(kind, data) => message_frame(kind, data),
+                };
+                let frame = entry.machine.wire_frame(frame, &self.deflate_config, self.deflate.as_mut());
+                self.queue(slot, frame);
+            }
+        }
+        let over = self.open_conn(conn).is_some_and(|c| c.out.cost() > self.shared.max_buffered);
+        if over && self.shared.backpressure == BackpressurePolicy::Close {
+            let code = self.shared.backpressure_close_code;
+            self.drive(slot, now, |c, config, out| c.close(code, "send buffer full", config, now, out));
+        }
+    }
+
+    /// Host-driven mode: a send made between turns by the thread holding the loop goes into
+    /// the connection's queue at once, with no channel, no wake-up and (for a small plain
+    /// message) no allocation; the next turn writes it. `Err` hands the message back for the
+    /// channel: commands already wait there (they go first), or `conn` is not open here (the
+    /// channel's path says why, or holds it for a client still connecting).
+    pub fn send_now<'a>(&mut self, conn: ConnId, message: Outgoing<'a>) -> Result<Result<(), Error>, Outgoing<'a>> {
+        if self.finished || !self.commands.is_empty() || self.shared.open(conn).is_none() || self.open_conn(conn).is_none() {
+            return Err(message);
+        }
+        let slot = slot_of(conn);
+        let port = &self.shared.loops[self.index];
+        let table = port.table.slot(slot);
+        let before = self.conns.get(slot).map_or(0, |c| c.out.cost()) + table.in_flight.load(Ordering::Acquire);
+        if self.shared.refuses_send(before, message.len() + super::out_queue::ENTRY_COST) {
+            table.blocked.store(true, Ordering::Release);
+            return Ok(Err(Error::WouldBlock));
+        }
+        // A host waiting on the epoll descriptor itself must see it readable to run the turn
+        // that writes this (see `LoopPort::wake`).
+        if port.fd_watched.load(Ordering::SeqCst) {
+            port.wake();
+        }
+        self.send(conn, message, Instant::now());
+        Ok(Ok(()))
     }
 
     /// The connection with this exact id, whatever its phase.
@@ -836,7 +906,9 @@ impl EventLoop {
             let Some(conn) = self.conns.get_mut(slot) else { return };
             let shared = self.shared.loops[self.index].table.slot(slot);
             let left = shared.queued.load(Ordering::Relaxed) + shared.in_flight.load(Ordering::Acquire);
-            if left <= self.shared.max_buffered / 2 && conn.machine.is_open() && shared.blocked.swap(false, Ordering::AcqRel) {
+            // (A load before the swap: most flushes find no blocked sender.)
+            let drained = left <= self.shared.max_buffered / 2 && shared.blocked.load(Ordering::Acquire);
+            if drained && conn.machine.is_open() && shared.blocked.swap(false, Ordering::AcqRel) {
                 self.events.push(Event::Drain { conn: conn.machine.id });
             }
         }

@@ -195,15 +195,16 @@ impl LoopPort {
 
     /// Host-driven mode: the host has the epoll descriptor and may wait on it, so from now on
     /// every command makes it readable (and one skipped before does now).
-    pub fn watch_fd(&self) {
-        if !self.fd_watched.swap(true, Ordering::SeqCst) && self.kicked.load(Ordering::SeqCst) {
+    /// `queued`: output waits for the next turn (sends made straight into the loop).
+    pub fn watch_fd(&self, queued: bool) {
+        if !self.fd_watched.swap(true, Ordering::SeqCst) && (queued || self.kicked.load(Ordering::SeqCst)) {
             self.wake();
         }
     }
 
     /// Called after a command went into the channel (or after state the next turn reads
     /// changed).
-    fn wake(&self) {
+    pub fn wake(&self) {
         if self.host_driven {
             // Dekker with `EventLoop::turn`, which sets `waiting` and then reads `kicked`
             // (all SeqCst): either the turn sees the kick and does not block, or this sees
@@ -443,6 +444,12 @@ impl Shared {
                 port.table.slot(slots::slot_of(*conn)).in_flight.fetch_sub(frame_cost(frame), Ordering::AcqRel);
             }
         }
+    }
+
+    /// Backpressure `Block`: a send costing `cost` to a connection whose queue and sends on
+    /// their way cost `before` is refused (`WouldBlock`). The first send always goes.
+    pub fn refuses_send(&self, before: usize, cost: usize) -> bool {
+        self.backpressure == BackpressurePolicy::Block && ((before > 0 && before + cost > self.max_buffered) || self.total_over_limit())
     }
 
     /// `Stopped` after a stop, `Panic` after the loop thread panicked.

@@ -31,7 +31,36 @@ fn encode_with(header: FrameHeader, parts: &[&[u8]]) -> Bytes {
 
 /// One unfragmented data frame carrying `payload`.
 pub fn message_frame(kind: MessageKind, payload: &[u8]) -> Bytes {
-    encode(data_opcode(kind), &[payload])
+    let head = message_header(kind, payload.len());
+    let mut out = Vec::with_capacity(head.len() + payload.len());
+    out.extend_from_slice(&head);
+    out.extend_from_slice(payload);
+    Bytes::from(out)
+}
+
+/// The header of an unfragmented server data frame (2 to 10 bytes), for a frame written
+/// straight into a send queue after it (see `OutQueue::push_parts`).
+pub fn message_header(kind: MessageKind, len: usize) -> FrameHead {
+    let mut head = FrameHead { bytes: [0; 14], len: 0 };
+    let mut rest = &mut head.bytes[..];
+    FrameHeader { opcode: data_opcode(kind), ..FrameHeader::default() }
+        .format(len as u64, &mut rest)
+        .expect("a frame header fits 14 bytes");
+    head.len = (14 - rest.len()) as u8;
+    head
+}
+
+/// An encoded frame header, on the stack.
+pub struct FrameHead {
+    bytes: [u8; 14],
+    len: u8,
+}
+
+impl std::ops::Deref for FrameHead {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
 }
 
 fn data_opcode(kind: MessageKind) -> OpCode {

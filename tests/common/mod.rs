@@ -95,14 +95,28 @@ pub struct Raw {
     pub stream: TcpStream,
 }
 
+/// A plain upgrade request.
+pub const UPGRADE: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+
 impl Raw {
     /// Connects and completes the upgrade.
     pub fn connect(server: &Server) -> Raw {
         let mut raw = Raw::tcp(server);
-        raw.write(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+        raw.write(UPGRADE);
         let head = raw.read_http_head();
         assert!(head.starts_with("HTTP/1.1 101"), "{head}");
         raw
+    }
+
+    /// Connects and waits for the `Open` event before reading the answer, so that it works in
+    /// host-driven mode too (the polls run the handshake).
+    pub fn connect_polling(server: &Server) -> (Raw, ConnId) {
+        let mut raw = Raw::tcp(server);
+        raw.write(UPGRADE);
+        let conn = wait_open(server);
+        let head = raw.read_http_head();
+        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+        (raw, conn)
     }
 
     /// A plain TCP connection (no handshake).
