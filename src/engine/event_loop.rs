@@ -19,13 +19,13 @@ use super::conns::Conns;
 use super::trim::{self, MemoryTrim};
 use super::connection::{whole_message, Action, CloseCause, Connection, Outputs, Role};
 use crate::error::Error;
-use crate::protocol::encoder::{message_frame, message_frame_compressed, message_header, MessageKind};
+use crate::protocol::encoder::{message_frame, message_frame_compressed, message_header, message_header_len, MessageKind};
 use super::out_queue::{OutQueue, Spares};
 use super::slots::{slot_of, AWAITING_APPROVAL};
 use crate::client::reconnect::Failure;
 use super::topics::{Change, Topics};
 use super::transport::{NoSigPipe, Transport};
-use super::{bump, Command, Shared};
+use super::{bump, unbump, Command, Shared};
 use crate::config::{BackpressurePolicy, ServerConfig};
 use crate::event::{ConnId, Event};
 use crate::http::static_files;
@@ -46,7 +46,7 @@ impl Outgoing<'_> {
     fn len(&self) -> usize {
         match self {
             Outgoing::Frame(frame) => frame.len(),
-            Outgoing::Message(kind, data) => message_header(*kind, data.len()).len() + data.len(),
+            Outgoing::Message(_, data) => message_header_len(data.len()) + data.len(),
         }
     }
 }
@@ -341,7 +341,7 @@ impl EventLoop {
             let Some(conn) = self.conns.get_mut(slot) else { break };
             let id = conn.machine.id;
             let table = self.shared.loops[self.index].table.slot(slot);
-            let counters = &self.shared.counters;
+            let counters = &self.shared.loops[self.index].counters;
             match action {
                 Action::Queue(bytes) => self.queue(slot, bytes),
                 Action::Opened => {
@@ -397,7 +397,7 @@ impl EventLoop {
                     };
                     bump(counter, 1);
                     // Every announced connection gets exactly one Close: the one place to stop counting it.
-                    counters.open_connections.fetch_sub(1, Ordering::Relaxed);
+                    unbump(&counters.open_connections, 1);
                 }
                 Action::CountMessageIn => bump(&counters.messages_in, 1),
                 Action::CountRateLimited => bump(&counters.rate_limited, 1),
@@ -548,7 +548,7 @@ impl EventLoop {
     fn send(&mut self, conn: ConnId, message: Outgoing<'_>, now: Instant) {
         let slot = slot_of(conn);
         let Some(entry) = self.conns.get_mut(slot) else { return };
-        bump(&self.shared.counters.messages_out, 1);
+        bump(&self.shared.loops[self.index].counters.messages_out, 1);
         match message {
             Outgoing::Message(kind, data) if entry.machine.role == Role::Server && entry.machine.codec().is_none() => {
                 let head = message_header(kind, data.len());
@@ -628,7 +628,7 @@ impl EventLoop {
         let full = cost > 0 && cost + frame.len() + super::out_queue::ENTRY_COST > self.shared.max_buffered;
         if full || self.shared.total_over_limit() {
             match self.shared.backpressure {
-                BackpressurePolicy::Block => bump(&self.shared.counters.dropped_deliveries, 1),
+                BackpressurePolicy::Block => bump(&self.shared.loops[self.index].counters.dropped_deliveries, 1),
                 BackpressurePolicy::Close => {
                     let code = self.shared.backpressure_close_code;
                     self.drive(slot, now, |c, config, out| c.close(code, "send buffer full", config, now, out));
@@ -636,7 +636,7 @@ impl EventLoop {
             }
             return;
         }
-        bump(&self.shared.counters.messages_out, 1);
+        bump(&self.shared.loops[self.index].counters.messages_out, 1);
         let shared_window = conn.machine.codec().and_then(|c| c.shared_window(&self.deflate_config));
         let frame = match (shared_window, self.deflate.as_mut(), conn.machine.role) {
             // No context takeover on a server connection: one compressed frame for all of them.
@@ -676,7 +676,7 @@ impl EventLoop {
         let before = queued.load(Ordering::Relaxed);
         if cost != before {
             queued.store(cost, Ordering::Release);
-            self.shared.adjust_total(before, cost);
+            self.shared.adjust_total(self.index, before, cost);
         }
     }
 
@@ -732,7 +732,7 @@ impl EventLoop {
                 }
             };
             if let Err(refusal) = self.admission().admit(peer.ip(), now) {
-                bump(&self.shared.counters.handshakes_rejected, 1);
+                bump(&self.shared.loops[self.index].counters.handshakes_rejected, 1);
                 let _ = NoSigPipe(&stream).write(&[refusal.head, refusal.body].concat());
                 continue;
             }
@@ -831,7 +831,7 @@ impl EventLoop {
                     break;
                 }
                 Ok(n) => {
-                    bump(&self.shared.counters.bytes_in, n as u64);
+                    bump(&self.shared.loops[self.index].counters.bytes_in, n as u64);
                     let plain = matches!(transport, Transport::Plain(_));
                     self.drive(slot, now, |c, config, out| c.on_bytes(&buf[..n], config, now, out));
                     if self.conns.get(slot).is_some_and(|c| c.machine.has_backlog()) {
@@ -901,7 +901,7 @@ impl EventLoop {
             }
         };
         if written > 0 {
-            bump(&self.shared.counters.bytes_out, written as u64);
+            bump(&self.shared.loops[self.index].counters.bytes_out, written as u64);
             self.publish_cost(slot);
             let Some(conn) = self.conns.get_mut(slot) else { return };
             let shared = self.shared.loops[self.index].table.slot(slot);
@@ -1047,7 +1047,7 @@ impl EventLoop {
         });
         conn.out.discard();
         let shared = self.shared.loops[self.index].table.slot(slot);
-        self.shared.adjust_total(shared.queued.load(Ordering::Relaxed), 0);
+        self.shared.adjust_total(self.index, shared.queued.load(Ordering::Relaxed), 0);
         let _ = shared.id.compare_exchange(id, 0, Ordering::AcqRel, Ordering::Acquire);
         shared.live.store(0, Ordering::Release);
         shared.holds_sends.store(false, Ordering::Release);

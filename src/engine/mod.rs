@@ -91,7 +91,7 @@ pub fn frame_cost(frame: &Bytes) -> usize {
     frame.len() + out_queue::ENTRY_COST
 }
 
-/// Counters kept by the loop, readable from any thread (see [`crate::Stats`]).
+/// Counters kept by one loop, readable from any thread (see [`crate::Stats`]).
 #[derive(Default)]
 pub struct Counters {
     pub open_connections: AtomicU64,
@@ -108,41 +108,38 @@ pub struct Counters {
     pub closes_timeout: AtomicU64,
     pub closes_dropped: AtomicU64,
     pub closes_policy: AtomicU64,
-    /// Host commands refused because the channel to the loop was full.
-    pub dropped_commands: AtomicU64,
 }
 
-/// Adds to a counter (the loop is the only writer; relaxed is enough).
+/// Adds to one of a loop's own counters. Each loop has its own (in its [`LoopPort`]) and is
+/// their only writer (in host-driven mode, whichever thread holds the loop), so a plain load
+/// and store does: no atomic read-modify-write, several of which every echoed message paid.
 pub fn bump(counter: &AtomicU64, n: u64) {
-    counter.fetch_add(n, Ordering::Relaxed);
+    counter.store(counter.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+}
+
+/// Subtracts from one of a loop's own counters (see [`bump`]).
+pub fn unbump(counter: &AtomicU64, n: u64) {
+    counter.store(counter.load(Ordering::Relaxed).wrapping_sub(n), Ordering::Relaxed);
 }
 
 impl Counters {
-    pub fn snapshot(&self) -> crate::Stats {
+    /// Adds these counters to `stats` (a server's are the sum of its loops').
+    pub fn add_to(&self, stats: &mut crate::Stats) {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        crate::Stats {
-            open_connections: get(&self.open_connections),
-            handshakes_accepted: get(&self.handshakes_accepted),
-            handshakes_rejected: get(&self.handshakes_rejected),
-            messages_in: get(&self.messages_in),
-            messages_out: get(&self.messages_out),
-            bytes_in: get(&self.bytes_in),
-            bytes_out: get(&self.bytes_out),
-            dropped_deliveries: get(&self.dropped_deliveries),
-            rate_limited: get(&self.rate_limited),
-            closes_clean: get(&self.closes_clean),
-            closes_protocol_error: get(&self.closes_protocol_error),
-            closes_timeout: get(&self.closes_timeout),
-            closes_dropped: get(&self.closes_dropped),
-            closes_policy: get(&self.closes_policy),
-            dropped_commands: get(&self.dropped_commands),
-            queued_bytes: 0,
-            queued_command_bytes: 0,
-            bridge_published: 0,
-            bridge_received: 0,
-            bridge_dropped: 0,
-            bridge_reconnects: 0,
-        }
+        stats.open_connections += get(&self.open_connections);
+        stats.handshakes_accepted += get(&self.handshakes_accepted);
+        stats.handshakes_rejected += get(&self.handshakes_rejected);
+        stats.messages_in += get(&self.messages_in);
+        stats.messages_out += get(&self.messages_out);
+        stats.bytes_in += get(&self.bytes_in);
+        stats.bytes_out += get(&self.bytes_out);
+        stats.dropped_deliveries += get(&self.dropped_deliveries);
+        stats.rate_limited += get(&self.rate_limited);
+        stats.closes_clean += get(&self.closes_clean);
+        stats.closes_protocol_error += get(&self.closes_protocol_error);
+        stats.closes_timeout += get(&self.closes_timeout);
+        stats.closes_dropped += get(&self.closes_dropped);
+        stats.closes_policy += get(&self.closes_policy);
     }
 }
 
@@ -174,6 +171,11 @@ pub struct LoopPort {
     /// Host-driven mode: the host took the epoll descriptor (`Server::event_fd`), so every
     /// command must make it readable.
     pub fd_watched: AtomicBool,
+    /// This loop's counters (written by the loop only, see [`bump`]).
+    pub counters: Counters,
+    /// What this loop's send queues cost now (written by the loop only; the server-wide
+    /// figure is the sum over loops).
+    pub queued_total: AtomicUsize,
 }
 
 impl LoopPort {
@@ -190,6 +192,8 @@ impl LoopPort {
             waiting: AtomicBool::new(false),
             kicked: AtomicBool::new(false),
             fd_watched: AtomicBool::new(false),
+            counters: Counters::default(),
+            queued_total: AtomicUsize::new(0),
         }
     }
 
@@ -234,13 +238,12 @@ pub struct Shared {
     /// How many loops have subscribers of each topic (the Redis bridge follows topics, not loops).
     topic_loops: std::sync::Mutex<std::collections::HashMap<Arc<str>, usize>>,
     pub events: events::EventQueue,
-    pub counters: Counters,
+    /// Host commands refused because the channel to the loop was full.
+    dropped_commands: AtomicU64,
     /// Per-connection queue cap (`max_buffered_bytes`), in queue cost.
     pub max_buffered: usize,
     /// Server-wide cap on the cost of every send queue (`max_total_buffered_bytes`).
     pub max_total_buffered: usize,
-    /// Cost of every send queue now.
-    total_queued: AtomicUsize,
     /// Cap on the cost of commands waiting in the channel (`max_queued_command_bytes`).
     max_command_bytes: usize,
     /// Cost of the commands waiting in the channel now.
@@ -307,10 +310,9 @@ impl Shared {
             loops,
             admission: std::sync::Mutex::new(admission::Admission::new(config)),
             topic_loops: std::sync::Mutex::default(),
-            counters: Counters::default(),
+            dropped_commands: AtomicU64::new(0),
             max_buffered: config.max_buffered_bytes,
             max_total_buffered: config.max_total_buffered_bytes,
-            total_queued: AtomicUsize::new(0),
             max_command_bytes: config.max_queued_command_bytes,
             command_bytes: AtomicUsize::new(0),
             panicked: AtomicBool::new(false),
@@ -336,7 +338,7 @@ impl Shared {
         let before = self.command_bytes.fetch_add(cost, Ordering::AcqRel);
         if before > 0 && before + cost > self.max_command_bytes {
             self.command_bytes.fetch_sub(cost, Ordering::AcqRel);
-            bump(&self.counters.dropped_commands, 1);
+            self.dropped_commands.fetch_add(1, Ordering::Relaxed);
             return Err(Error::WouldBlock);
         }
         let sent = if fan_out {
@@ -473,24 +475,30 @@ impl Shared {
         self.panicked.load(Ordering::Acquire)
     }
 
-    /// A queue's cost went from `before` to `after`.
-    pub fn adjust_total(&self, before: usize, after: usize) {
-        if after > before {
-            self.total_queued.fetch_add(after - before, Ordering::AcqRel);
-        } else {
-            self.total_queued.fetch_sub(before - after, Ordering::AcqRel);
-        }
+    /// One of loop `index`'s queues went from costing `before` to `after` (called by that
+    /// loop only).
+    pub fn adjust_total(&self, index: usize, before: usize, after: usize) {
+        let total = &self.loops[index].queued_total;
+        total.store(total.load(Ordering::Relaxed).wrapping_add(after).wrapping_sub(before), Ordering::Release);
+    }
+
+    /// What every send queue costs now.
+    fn total_queued(&self) -> usize {
+        self.loops.iter().map(|port| port.queued_total.load(Ordering::Acquire)).sum()
     }
 
     /// Every send queue together costs more than `max_total_buffered_bytes`.
     pub fn total_over_limit(&self) -> bool {
-        self.total_queued.load(Ordering::Acquire) > self.max_total_buffered
+        self.total_queued() > self.max_total_buffered
     }
 
     /// The counters, with the queue gauges.
     pub fn stats(&self) -> crate::Stats {
-        let mut stats = self.counters.snapshot();
-        stats.queued_bytes = self.total_queued.load(Ordering::Acquire) as u64;
+        let mut stats = crate::Stats { dropped_commands: self.dropped_commands.load(Ordering::Relaxed), ..Default::default() };
+        for port in &self.loops {
+            port.counters.add_to(&mut stats);
+        }
+        stats.queued_bytes = self.total_queued() as u64;
         stats.queued_command_bytes = self.command_bytes.load(Ordering::Acquire) as u64;
         if let Some(bridge) = self.bridge.get() {
             let b = bridge.stats();

@@ -39,20 +39,42 @@ pub fn message_frame(kind: MessageKind, payload: &[u8]) -> Bytes {
 }
 
 /// The header of an unfragmented server data frame (2 to 10 bytes), for a frame written
-/// straight into a send queue after it (see `OutQueue::push_parts`).
+/// straight into a send queue after it (see `OutQueue::push_parts`). FIN set, no RSV bits,
+/// no mask; the length in the shortest form (RFC 6455 5.2).
 pub fn message_header(kind: MessageKind, len: usize) -> FrameHead {
-    let mut head = FrameHead { bytes: [0; 14], len: 0 };
-    let mut rest = &mut head.bytes[..];
-    FrameHeader { opcode: data_opcode(kind), ..FrameHeader::default() }
-        .format(len as u64, &mut rest)
-        .expect("a frame header fits 14 bytes");
-    head.len = (14 - rest.len()) as u8;
-    head
+    let mut bytes = [0u8; 10];
+    bytes[0] = 0x80 | u8::from(data_opcode(kind));
+    let len8 = match len {
+        0..=125 => {
+            bytes[1] = len as u8;
+            2
+        }
+        126..=0xffff => {
+            bytes[1] = 126;
+            bytes[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+            4
+        }
+        _ => {
+            bytes[1] = 127;
+            bytes[2..10].copy_from_slice(&(len as u64).to_be_bytes());
+            10
+        }
+    };
+    FrameHead { bytes, len: len8 }
+}
+
+/// Bytes of the header `message_header` makes for a payload of `len`.
+pub fn message_header_len(len: usize) -> usize {
+    match len {
+        0..=125 => 2,
+        126..=0xffff => 4,
+        _ => 10,
+    }
 }
 
 /// An encoded frame header, on the stack.
 pub struct FrameHead {
-    bytes: [u8; 14],
+    bytes: [u8; 10],
     len: u8,
 }
 
@@ -139,6 +161,18 @@ pub fn truncate_utf8(s: &str, max: usize) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn message_headers_match_tungstenites_encoding() {
+        for len in [0, 1, 125, 126, 127, 300, 0xffff, 0x10000, 1 << 24] {
+            for (kind, opcode) in [(MessageKind::Text, Data::Text), (MessageKind::Binary, Data::Binary)] {
+                let mut expected = Vec::new();
+                FrameHeader { opcode: OpCode::Data(opcode), ..FrameHeader::default() }.format(len as u64, &mut expected).unwrap();
+                assert_eq!(&*message_header(kind, len), &expected[..], "{kind:?} {len}");
+                assert_eq!(message_header_len(len), expected.len());
+            }
+        }
+    }
 
     #[test]
     fn frames_are_unmasked_and_length_encoded() {
