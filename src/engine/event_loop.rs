@@ -63,6 +63,8 @@ const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 /// Work one loop turn spends on host commands (one unit per command and per recipient of a
 /// broadcast/publish) before reading, writing and accepting get their turn again.
 const COMMAND_BUDGET: usize = 16 * 1024;
+/// Work on host commands between two looks at the listener within one turn.
+const ACCEPT_EVERY: usize = 2 * 1024;
 
 /// A connection as the loop holds it: the state machine plus what touches the socket.
 struct Conn {
@@ -431,10 +433,19 @@ impl EventLoop {
             self.read_again.append(&mut self.paused);
         }
         let mut budget = COMMAND_BUDGET;
+        let mut next_accept = COMMAND_BUDGET - ACCEPT_EVERY;
         while budget > 0 {
             let Ok(command) = self.commands.try_recv() else { break };
             self.shared.command_done(&command);
             budget = budget.saturating_sub(self.execute(command, now));
+            if budget <= next_accept {
+                // A turn full of commands must not hold new clients back: take them (and
+                // read their requests) on the way, one `accept` call per slice.
+                next_accept = budget.saturating_sub(ACCEPT_EVERY);
+                if self.listener.is_some() && !self.accept_retry {
+                    self.accept(now);
+                }
+            }
         }
         if budget == 0 {
             // More may wait: come back after one round of I/O instead of starving it.
@@ -781,6 +792,10 @@ impl EventLoop {
             self.conns.insert(slot, conn);
             self.live += 1;
             self.apply(slot, now);
+            // A client usually sends its request right behind the connect: read it now
+            // rather than at the next turn's readiness, so a handshake takes one loop turn,
+            // not two (turns run long when a flood of host commands fills them).
+            self.on_readable(slot, false, now);
         }
     }
 
@@ -863,6 +878,11 @@ impl EventLoop {
             self.mark_dirty(slot);
         }
         self.read_buf = buf;
+        if handshaking && self.conns.get(slot).is_some_and(|c| c.dirty) {
+            // The handshake's answer goes out now, not after this turn's host commands (a
+            // flood of them can fill a turn).
+            self.flush(slot, Instant::now());
+        }
     }
 
     fn mark_dirty(&mut self, slot: usize) {
