@@ -323,7 +323,9 @@ impl ServerHandle {
         self.send_frame(conn, message_frame(MessageKind::Binary, data))
     }
 
-    /// Sends `data` as `kind`; text must be UTF-8.
+    /// Sends `data` as `kind`; text must be UTF-8. In host-driven mode, a send made while no
+    /// thread runs the loop is queued on the calling thread and written by the next poll or
+    /// service (see `wsembed_server_send`).
     pub fn send(&self, conn: ConnId, kind: MessageKind, data: &[u8]) -> Result<(), Error> {
         check_payload(kind, data)?;
         match self.send_now(conn, Outgoing::Message(kind, data)) {

@@ -466,7 +466,7 @@ impl EventLoop {
                     }
                     return 1;
                 }
-                self.send(conn, Outgoing::Frame(frame), now);
+                self.send(conn, Outgoing::Frame(frame), Some(now));
                 1
             }
             Command::Broadcast { frame, except } => {
@@ -556,7 +556,8 @@ impl EventLoop {
 
     /// Queues a message for the open connection `conn`, encoded for its role and compression
     /// (a plain server frame straight into the queue), and applies backpressure `Close`.
-    fn send(&mut self, conn: ConnId, message: Outgoing<'_>, now: Instant) {
+    /// (`now`: None to read the clock only if it is needed.)
+    fn send(&mut self, conn: ConnId, message: Outgoing<'_>, now: Option<Instant>) {
         let slot = slot_of(conn);
         let Some(entry) = self.conns.get_mut(slot) else { return };
         bump(&self.shared.loops[self.index].counters.messages_out, 1);
@@ -579,6 +580,7 @@ impl EventLoop {
         let over = self.open_conn(conn).is_some_and(|c| c.out.cost() > self.shared.max_buffered);
         if over && self.shared.backpressure == BackpressurePolicy::Close {
             let code = self.shared.backpressure_close_code;
+            let now = now.unwrap_or_else(Instant::now);
             self.drive(slot, now, |c, config, out| c.close(code, "send buffer full", config, now, out));
         }
     }
@@ -605,7 +607,7 @@ impl EventLoop {
         if port.fd_watched.load(Ordering::SeqCst) {
             port.wake();
         }
-        self.send(conn, message, Instant::now());
+        self.send(conn, message, None);
         Ok(Ok(()))
     }
 

@@ -162,6 +162,10 @@ pub extern "C" fn wsembed_server_event_fd(server: *const wsembed_server, fd: *mu
 /// WSEMBED_BINARY. `data` is copied before returning; it may be NULL when `len` is 0.
 /// Errors: NO_SUCH_CONNECTION for a closed or unknown id, WOULD_BLOCK when the connection's
 /// queue is over `max_buffered_bytes` (wait for a DRAIN event), STOPPED after stop.
+/// In host-driven mode (`loop_thread` = 0) a send made while no thread runs the engine is
+/// queued on the calling thread (no wake-up, no copy but into the queue) and written by the
+/// next poll or service; one made while another thread polls wakes that poll. Sends from one
+/// thread arrive in order either way.
 #[no_mangle]
 pub extern "C" fn wsembed_server_send(
     server: *const wsembed_server,
