@@ -231,3 +231,27 @@ fn a_lagging_host_pauses_reading_instead_of_buffering_without_bound() {
     }
     drop(writer.join().unwrap());
 }
+
+/// One `accept` call takes a bounded batch of connections; the rest of a burst (which the
+/// edge-triggered listener does not announce again) must still be taken on later turns.
+#[test]
+fn a_burst_of_connects_larger_than_an_accept_batch_all_open() {
+    for loop_thread in [true, false] {
+        let server = start(|c| c.loop_thread = loop_thread);
+        const COUNT: usize = 300;
+        // Every connect and request is in the kernel before the loop looks (host-driven: no
+        // turn runs until the first poll below; threaded: most of them).
+        let mut raws: Vec<Raw> = (0..COUNT).map(|_| Raw::tcp(&server)).collect();
+        for raw in &mut raws {
+            raw.write(UPGRADE);
+        }
+        let mut opened = std::collections::HashSet::new();
+        while opened.len() < COUNT {
+            opened.insert(wait_open(&server));
+        }
+        for raw in &mut raws {
+            assert!(raw.read_http_head().starts_with("HTTP/1.1 101"));
+        }
+        server.stop(Duration::from_secs(1)).unwrap();
+    }
+}

@@ -65,6 +65,8 @@ const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 const COMMAND_BUDGET: usize = 16 * 1024;
 /// Work on host commands between two looks at the listener within one turn.
 const ACCEPT_EVERY: usize = 2 * 1024;
+/// Connections one `accept` call takes (and reads the requests of) before others get a turn.
+const ACCEPT_BATCH: usize = 64;
 
 /// A connection as the loop holds it: the state machine plus what touches the socket.
 struct Conn {
@@ -123,6 +125,8 @@ pub struct EventLoop {
     stopping: Option<Instant>,
     /// `accept` failed for lack of resources; try again at the next sweep.
     accept_retry: bool,
+    /// `accept` stopped at `ACCEPT_BATCH` with more connections waiting: go on next turn.
+    accept_more: bool,
     /// Commands were left in the channel when the turn's budget ran out.
     commands_left: bool,
     /// Events handed to the queue so far (sequence numbers for `Failing`).
@@ -176,6 +180,7 @@ impl EventLoop {
             next_sweep: None,
             stopping: None,
             accept_retry: false,
+            accept_more: false,
             commands_left: false,
             pushed_total: 0,
             failing: Vec::new(),
@@ -208,7 +213,7 @@ impl EventLoop {
             self.drain_commands(now);
             self.flush_dirty();
         }
-        let idle = self.read_again.is_empty() && !self.commands_left && self.dirty.is_empty() && self.events.is_empty();
+        let idle = self.read_again.is_empty() && !self.commands_left && !self.accept_more && self.dirty.is_empty() && self.events.is_empty();
         let mut timeout = if idle {
             self.next_sweep.into_iter().chain(self.stopping).min().map(|t| t.saturating_duration_since(now))
         } else {
@@ -243,10 +248,14 @@ impl EventLoop {
         // The loop waited and nothing came: a quiet moment (for `MemoryTrim`).
         let quiet = ready.is_empty() && timeout != Some(Duration::ZERO);
         let mut woken = std::mem::take(&mut self.commands_left);
+        let mut accepted_now = false;
         for event in ready.iter() {
             match event.token() {
                 WAKER => woken = true,
-                LISTENER => self.accept(now),
+                LISTENER => {
+                    accepted_now = true;
+                    self.accept(now);
+                }
                 Token(token) => {
                     let slot = token - FIRST_CONN;
                     if event.is_readable() || event.is_read_closed() || event.is_error() {
@@ -267,6 +276,9 @@ impl EventLoop {
         }
         for slot in std::mem::take(&mut self.read_again) {
             self.on_readable(slot, true, now);
+        }
+        if self.accept_more && !accepted_now {
+            self.accept(now);
         }
         if self.next_sweep.is_some_and(|t| now >= t) {
             if let Some(at) = self.trim.run_if_due(now, quiet) {
@@ -730,7 +742,16 @@ impl EventLoop {
 
     fn accept(&mut self, now: Instant) {
         self.accept_retry = false;
-        loop {
+        self.accept_more = false;
+        for accepted in 0.. {
+            if accepted == ACCEPT_BATCH {
+                // The rest waits for the next turn (the listener raises no new edge for it):
+                // a burst of connects does not make one long turn, and the handshake
+                // garbage of one batch is freed before the next batch's connections are
+                // stored (no holes left between them).
+                self.accept_more = true;
+                return;
+            }
             let Some(listener) = self.listener.as_ref() else { return };
             let (stream, peer) = match listener.accept() {
                 Ok(accepted) => accepted,
