@@ -195,7 +195,16 @@ impl Decoder {
             let (mut frame, mut control) = match resumed {
                 Some(resumed) => resumed,
                 None => match self.take_header(&mut input)? {
-                    Some((header, len)) => self.begin_frame(header, len, limits, self.deflate && O::COMPRESSED)?,
+                    Some((header, len)) => {
+                        if let Some(used) = self.whole_message(&header, len, input, limits, out)? {
+                            input = &input[used..];
+                            if input.is_empty() {
+                                return Ok(());
+                            }
+                            continue;
+                        }
+                        self.begin_frame(header, len, limits, self.deflate && O::COMPRESSED)?
+                    }
                     None => return Ok(()),
                 },
             };
@@ -276,6 +285,44 @@ impl Decoder {
             }
             Err(_) => Err(Violation::protocol("invalid opcode")),
         }
+    }
+
+    /// The common case in one step: an unfragmented data frame whose whole payload is in
+    /// `input`, with nothing else in progress, becomes a message at once (no box for a
+    /// message in progress, no incremental UTF-8 state). Returns the payload bytes used, or
+    /// `None` for anything else, which `begin_frame` then checks (and refuses) as usual.
+    fn whole_message<O: Output>(&mut self, header: &FrameHeader, len: u64, input: &[u8], limits: &DecoderLimits, out: &mut Vec<O>) -> Result<Option<usize>, Violation> {
+        let is_text = match header.opcode {
+            OpCode::Data(Data::Text) => true,
+            OpCode::Data(Data::Binary) => false,
+            _ => return Ok(None),
+        };
+        let mask = match (header.mask, self.client) {
+            (Some(mask), false) => Some(mask),
+            (None, true) => None,
+            _ => return Ok(None),
+        };
+        let compressed = header.rsv1;
+        let fits = len <= input.len() as u64 && len <= limits.max_frame_size as u64 && len <= limits.max_message_size as u64;
+        if !header.is_final || self.message.is_some() || !fits || header.rsv2 || header.rsv3 || (compressed && !(self.deflate && O::COMPRESSED)) {
+            return Ok(None);
+        }
+        let len = len as usize;
+        let mut data = input[..len].to_vec();
+        if let Some(mask) = mask {
+            unmask(&mut data, mask, 0);
+        }
+        // Between frames nothing is kept.
+        self.partial = None;
+        if compressed {
+            out.push(O::compressed(is_text, data));
+        } else {
+            if is_text {
+                validate_text(&data)?;
+            }
+            out.push(Incoming::Message { is_text, data }.into());
+        }
+        Ok(Some(len))
     }
 
     fn begin_frame(
