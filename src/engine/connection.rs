@@ -344,8 +344,6 @@ pub enum Action {
     Failing,
     /// The `Close` event was reported: count it.
     Closed { cause: CloseCause, clean: bool },
-    /// A message the host will see.
-    CountMessageIn,
     /// A message over the rate limit was dropped.
     CountRateLimited,
     /// The upgrade was accepted.
@@ -385,6 +383,8 @@ pub struct Outputs<'a> {
     /// The loop's scratch for decoded frames (empty between calls): one buffer for all
     /// connections rather than one each.
     pub decoded: &'a mut Vec<Decoded>,
+    /// Messages reported to the host (counted once per call, not as one action each).
+    pub messages_in: u64,
 }
 
 impl Outputs<'_> {
@@ -963,7 +963,7 @@ impl Connection {
             }
             return;
         }
-        out.act(Action::CountMessageIn);
+        out.messages_in += 1;
         self.last_message_seq = out.event(Event::Message { conn: self.id, data, is_text });
     }
 

@@ -343,9 +343,16 @@ impl EventLoop {
             settled: self.shared.events.settled(self.index),
             deflate: self.deflate.as_mut(),
             decoded: &mut self.decoded,
+            messages_in: 0,
         };
         let result = input(&mut conn.machine, &self.config, &mut out);
-        self.apply(slot, now);
+        let messages_in = out.messages_in;
+        if messages_in > 0 {
+            bump(&self.shared.loops[self.index].counters.messages_in, messages_in);
+        }
+        if !self.actions.is_empty() {
+            self.apply(slot, now);
+        }
         Some(result)
     }
 
@@ -413,7 +420,6 @@ impl EventLoop {
                     // Every announced connection gets exactly one Close: the one place to stop counting it.
                     unbump(&counters.open_connections, 1);
                 }
-                Action::CountMessageIn => bump(&counters.messages_in, 1),
                 Action::CountRateLimited => bump(&counters.rate_limited, 1),
                 Action::CountHandshakeAccepted => bump(&counters.handshakes_accepted, 1),
                 Action::CountHandshakeRejected => bump(&counters.handshakes_rejected, 1),
@@ -792,6 +798,7 @@ impl EventLoop {
                 settled: 0,
                 deflate: None,
                 decoded: &mut self.decoded,
+                messages_in: 0,
             };
             let machine = Connection::accepted(id, peer, &self.config, now, &mut out);
             let mut conn = Conn {
@@ -974,7 +981,7 @@ impl EventLoop {
             self.shared.loops[self.index].table.slot(slot).live.store(0, Ordering::Release);
             return;
         }
-        let mut out = Outputs { events: &mut self.events, event_base: self.pushed_total, actions: &mut self.actions, queued: 0, settled: 0, deflate: None, decoded: &mut self.decoded };
+        let mut out = Outputs { events: &mut self.events, event_base: self.pushed_total, actions: &mut self.actions, queued: 0, settled: 0, deflate: None, decoded: &mut self.decoded, messages_in: 0 };
         let machine = Connection::dialing(id, client, now, &mut out);
         self.conns.insert(
             slot,

@@ -24,7 +24,7 @@ impl Harness {
     fn new(config: ServerConfig) -> Self {
         let t0 = Instant::now();
         let (mut events, mut actions) = (Vec::new(), Vec::new());
-        let mut out = Outputs { events: &mut events, event_base: 0, actions: &mut actions, queued: 0, settled: 0, deflate: None, decoded: &mut Vec::new() };
+        let mut out = Outputs { events: &mut events, event_base: 0, actions: &mut actions, queued: 0, settled: 0, deflate: None, decoded: &mut Vec::new(), messages_in: 0 };
         let conn = Connection::accepted(7, "127.0.0.1:5000".parse().unwrap(), &config, t0, &mut out);
         Harness { conn, config, events, actions, queued: 0, settled: 0, t0 }
     }
@@ -52,6 +52,7 @@ impl Harness {
             settled: self.settled,
             deflate: None,
             decoded: &mut Vec::new(),
+            messages_in: 0,
         };
         input(&mut self.conn, &self.config, &mut out);
     }
