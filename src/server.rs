@@ -309,18 +309,19 @@ pub struct ServerHandle {
     shared: Arc<Shared>,
     /// Host-driven mode (`loop_thread` = 0): the loop, run by whichever thread polls, and
     /// taken directly by a send made while no thread runs it (see `EventLoop::send_now`).
+    /// (A handle kept after its server stopped keeps the stopped loop's memory with it.)
     inline: Option<Arc<Mutex<Box<EventLoop>>>>,
 }
 
 impl ServerHandle {
     /// Sends a text message to one connection.
     pub fn send_text(&self, conn: ConnId, text: &str) -> Result<(), Error> {
-        self.send_frame(conn, message_frame(MessageKind::Text, text.as_bytes()))
+        self.send_message(conn, MessageKind::Text, text.as_bytes())
     }
 
     /// Sends a binary message to one connection.
     pub fn send_binary(&self, conn: ConnId, data: &[u8]) -> Result<(), Error> {
-        self.send_frame(conn, message_frame(MessageKind::Binary, data))
+        self.send_message(conn, MessageKind::Binary, data)
     }
 
     /// Sends `data` as `kind`; text must be UTF-8. In host-driven mode, a send made while no
@@ -328,6 +329,11 @@ impl ServerHandle {
     /// service (see `wsembed_server_send`).
     pub fn send(&self, conn: ConnId, kind: MessageKind, data: &[u8]) -> Result<(), Error> {
         check_payload(kind, data)?;
+        self.send_message(conn, kind, data)
+    }
+
+    /// A message whose text (if it is text) is known to be UTF-8.
+    fn send_message(&self, conn: ConnId, kind: MessageKind, data: &[u8]) -> Result<(), Error> {
         match self.send_now(conn, Outgoing::Message(kind, data)) {
             Ok(sent) => sent,
             Err(_) => self.submit_frame(conn, message_frame(kind, data)),
