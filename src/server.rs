@@ -309,7 +309,6 @@ pub struct ServerHandle {
     shared: Arc<Shared>,
     /// Host-driven mode (`loop_thread` = 0): the loop, run by whichever thread polls, and
     /// taken directly by a send made while no thread runs it (see `EventLoop::send_now`).
-    /// (A handle kept after its server stopped keeps the stopped loop's memory with it.)
     inline: Option<Arc<Mutex<Box<EventLoop>>>>,
 }
 

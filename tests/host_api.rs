@@ -120,15 +120,32 @@ fn host_driven_mode_runs_the_loop_in_poll() {
     client.send(tungstenite::Message::text("echo me")).unwrap();
     let (from, data, _) = wait_message(&server);
     assert_eq!((from, data.as_slice()), (conn, &b"echo me"[..]));
+    let handle = server.handle();
     server.stop(Duration::from_secs(1)).unwrap();
     assert!(server.is_stopped());
     assert!(matches!(server.stop(Duration::ZERO), Err(Error::Stopped)));
+    // A handle that outlives the stop (it holds the stopped loop) refuses sends.
+    assert!(matches!(handle.send_text(conn, "late"), Err(Error::Stopped)));
+    // The events left (the close) come out, then the poll says so.
+    let mut polls = 0;
+    while server.poll(Some(Duration::ZERO)).is_ok() {
+        polls += 1;
+        assert!(polls < 10, "a stopped host-driven server keeps returning events");
+    }
+    assert!(matches!(server.poll(Some(Duration::ZERO)), Err(Error::Stopped)));
 }
 
 /// Connects while another thread runs a host-driven server's loop (the handshake needs it).
 fn connect_async_safe(server: &std::sync::Arc<wsembed::Server>) -> Client {
     let url = url(server, "/");
-    let client = std::thread::spawn(move || tungstenite::connect(url).expect("client connects").0);
+    let client = std::thread::spawn(move || {
+        let client = tungstenite::connect(url).expect("client connects").0;
+        // A lost message fails the test at the deadline instead of hanging it.
+        if let tungstenite::stream::MaybeTlsStream::Plain(s) = client.get_ref() {
+            s.set_read_timeout(Some(DEADLINE)).unwrap();
+        }
+        client
+    });
     let deadline = Instant::now() + DEADLINE;
     while !client.is_finished() {
         assert!(Instant::now() < deadline);

@@ -306,6 +306,14 @@ impl EventLoop {
     fn finish(&mut self) {
         self.finished = true;
         self.shared.loop_finished();
+        // A host-driven loop lives on in every `ServerHandle` clone: give back what it holds.
+        self.conns = Conns::default();
+        self.read_buf = Box::default();
+        self.spare_queues = Spares::default();
+        self.deflate = None;
+        self.events = Vec::new();
+        self.decoded = Vec::new();
+        self.ready = Events::with_capacity(0);
     }
 
     /// Output waits for the next turn to write it.
