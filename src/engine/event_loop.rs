@@ -589,10 +589,14 @@ impl EventLoop {
         bump(&self.shared.loops[self.index].counters.messages_out, 1);
         match message {
             Outgoing::Message(kind, data) if entry.machine.role == Role::Server && entry.machine.codec().is_none() => {
+                // The common send, with the connection in hand (no lookup per step).
                 let head = message_header(kind, data.len());
                 entry.out.push_parts(&[&head, data], &mut self.spare_queues);
-                self.publish_cost(slot);
-                self.mark_dirty(slot);
+                if !entry.dirty {
+                    entry.dirty = true;
+                    self.dirty.push(slot);
+                }
+                publish_queue_cost(&self.shared, self.index, slot, entry.out.cost());
             }
             message => {
                 let frame = match message {
@@ -709,14 +713,7 @@ impl EventLoop {
     /// Tells host threads (slot counter) and the server-wide total what the queue costs now.
     fn publish_cost(&mut self, slot: usize) {
         let Some(conn) = self.conns.get_mut(slot) else { return };
-        let cost = conn.out.cost();
-        // Only the loop writes `queued`: it is the cost last published (to it and the total).
-        let queued = &self.shared.loops[self.index].table.slot(slot).queued;
-        let before = queued.load(Ordering::Relaxed);
-        if cost != before {
-            queued.store(cost, Ordering::Release);
-            self.shared.adjust_total(self.index, before, cost);
-        }
+        publish_queue_cost(&self.shared, self.index, slot, conn.out.cost());
     }
 
     fn begin_stop(&mut self, deadline: Instant, now: Instant) {
@@ -1165,3 +1162,16 @@ mod sizes {
         assert!(conn + slot <= 224, "an idle connection grew past 224 B: {conn} + {slot}");
     }
 }
+
+/// Publishes `cost`, what slot `slot`'s queue on loop `index` costs now, to host threads (the
+/// slot's counter) and the server-wide total.
+fn publish_queue_cost(shared: &Shared, index: usize, slot: usize, cost: usize) {
+    // Only the loop writes `queued`: it is the cost last published (to it and the total).
+    let queued = &shared.loops[index].table.slot(slot).queued;
+    let before = queued.load(Ordering::Relaxed);
+    if cost != before {
+        queued.store(cost, Ordering::Release);
+        shared.adjust_total(index, before, cost);
+    }
+}
+
