@@ -1141,6 +1141,18 @@ impl EventLoop {
     }
 }
 
+/// Publishes `cost`, what slot `slot`'s queue on loop `index` costs now, to host threads (the
+/// slot's counter) and the server-wide total.
+fn publish_queue_cost(shared: &Shared, index: usize, slot: usize, cost: usize) {
+    // Only the loop writes `queued`: it is the cost last published (to it and the total).
+    let queued = &shared.loops[index].table.slot(slot).queued;
+    let before = queued.load(Ordering::Relaxed);
+    if cost != before {
+        queued.store(cost, Ordering::Release);
+        shared.adjust_total(index, before, cost);
+    }
+}
+
 #[cfg(test)]
 mod sizes {
     /// What an idle open connection costs the loop (the README's memory figures).
@@ -1162,16 +1174,3 @@ mod sizes {
         assert!(conn + slot <= 224, "an idle connection grew past 224 B: {conn} + {slot}");
     }
 }
-
-/// Publishes `cost`, what slot `slot`'s queue on loop `index` costs now, to host threads (the
-/// slot's counter) and the server-wide total.
-fn publish_queue_cost(shared: &Shared, index: usize, slot: usize, cost: usize) {
-    // Only the loop writes `queued`: it is the cost last published (to it and the total).
-    let queued = &shared.loops[index].table.slot(slot).queued;
-    let before = queued.load(Ordering::Relaxed);
-    if cost != before {
-        queued.store(cost, Ordering::Release);
-        shared.adjust_total(index, before, cost);
-    }
-}
-
