@@ -2,8 +2,9 @@
 """echo_server: echoes every message to its sender (text as text, binary as binary), or with
 --broadcast sends each message to every connected client. Messages up to 16 MiB.
 
-    python echo_server.py [--port N] [--broadcast] [--deflate shared|dedicated] [--redis URL] [--threads N]
+    python echo_server.py [--port N] [--broadcast] [--deflate shared|dedicated] [--redis URL] [--inline] [--threads N]
 
+--inline: no loop thread, this script's poll runs the engine (option `loop_thread` = False).
 Prints "listening on ws://127.0.0.1:PORT" once it accepts connections. Stops on SIGINT/SIGTERM.
 (The Python twin of examples/c/echo_server.c.)
 """
@@ -21,6 +22,7 @@ def main() -> int:
     parser.add_argument("--broadcast", action="store_true", help="send each message to every client")
     parser.add_argument("--deflate", choices=["shared", "dedicated"], help="permessage-deflate mode")
     parser.add_argument("--redis", metavar="URL", help="share broadcasts with every server on this Redis")
+    parser.add_argument("--inline", action="store_true", help="host-driven: the polls run the engine")
     parser.add_argument("--threads", type=int, default=1, help="event loops serving the port")
     args = parser.parse_args()
     if not 0 <= args.port <= 65535:
@@ -33,6 +35,8 @@ def main() -> int:
         stop_requested = True
 
     options = {"compression": args.deflate or "off", "threads": args.threads}
+    if args.inline:
+        options["loop_thread"] = False
     if args.redis:
         options["redis_url"] = args.redis
     with wsembed.Server(port=args.port, max_message_size=16 * 1024 * 1024, **options) as server:

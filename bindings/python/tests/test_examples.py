@@ -57,6 +57,19 @@ def test_echo_server_example():
             assert ws.recv(timeout=30) == big
 
 
+def test_echo_server_example_host_driven():
+    """--inline: no loop thread; the script's polls run the engine, and its sends between polls
+    go straight into the connection's queue."""
+    with run_example(str(EXAMPLES / "echo_server.py"), "--port", "0", "--inline") as url:
+        with connect(url, max_size=None) as ws:
+            for i in range(200):
+                ws.send(f"m{i}")
+                assert ws.recv(timeout=10) == f"m{i}"
+            big = os.urandom(1024 * 1024)
+            ws.send(big)
+            assert ws.recv(timeout=30) == big
+
+
 def test_echo_server_example_broadcast():
     with run_example(str(EXAMPLES / "echo_server.py"), "--broadcast") as url:
         with connect(url) as a, connect(url) as b:
