@@ -245,8 +245,8 @@ impl Server {
     /// wake-up that raced with a poll taking the events): a poll then returns none and clears it.
     ///
     /// In host-driven mode (`loop_thread` = 0) it is the loop's epoll descriptor instead,
-    /// readable while the engine has I/O to do: when it is, call `poll` (or `service`), and
-    /// poll until no events are left before waiting on it again.
+    /// readable while the engine has I/O to do, and after the stop: when it is, call `poll`
+    /// (or `service`), and poll until no events are left before waiting on it again.
     pub fn event_fd(&self) -> RawFd {
         match &self.handle.inline {
             Some(inline) => {

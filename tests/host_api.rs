@@ -221,7 +221,10 @@ fn host_driven_event_fd_turns_readable_for_a_send() {
         assert!(server.poll(Some(Duration::ZERO)).unwrap().is_empty());
         assert_eq!(client.read().unwrap().into_text().unwrap().as_str(), format!("after{i}"));
     }
+    quiet(&server);
     server.stop(Duration::from_secs(1)).unwrap();
+    // Stopped: the descriptor is left readable, so a host waiting on it polls and learns of it.
+    assert!(readable(fd, 2000), "the event fd is readable after the stop");
 }
 
 /// Host-driven mode: a send made while no thread runs the loop goes straight into the

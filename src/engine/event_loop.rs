@@ -306,6 +306,12 @@ impl EventLoop {
     fn finish(&mut self) {
         self.finished = true;
         self.shared.loop_finished();
+        if !self.config.loop_thread {
+            // The host may wait on the epoll descriptor (its event fd in this mode): leave it
+            // readable, as a loop thread leaves the event pipe, so the host polls and learns
+            // of the stop.
+            self.shared.loops[self.index].wake();
+        }
         // A host-driven loop lives on in every `ServerHandle` clone: give back what it holds.
         self.conns = Conns::default();
         self.read_buf = Box::default();

@@ -142,7 +142,7 @@ pub extern "C" fn wsembed_server_service(server: *const wsembed_server, timeout_
 /// waiting (and after the server stopped), for select/poll/epoll/asyncio/libuv loops. The
 /// server owns it: never close it; it stays valid until `wsembed_server_free`. In host-driven
 /// mode (`loop_thread` = 0) it is the engine's epoll descriptor, readable while there is I/O
-/// to do: then call `wsembed_server_poll` (until it returns no events) or `_service`. A host may read
+/// to do (and after the stop): then call `wsembed_server_poll` (until it returns no events) or `_service`. A host may read
 /// (drain) it, as a libuv stream does, provided it then calls `wsembed_server_poll` until no
 /// events are left; otherwise leave reading it to the server. It can be readable with no event
 /// waiting (a wake-up that raced with a poll taking the events): a poll then returns none and

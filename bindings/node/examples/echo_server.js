@@ -2,7 +2,7 @@
 // echo_server: echoes every message to its sender (text as text, binary as binary), or with
 // --broadcast sends each message to every connected client. Same behaviour as examples/c/echo_server.
 //
-//     node examples/echo_server.js [--port N] [--broadcast] [--deflate shared|dedicated] [--redis URL] [--threads N]
+//     node examples/echo_server.js [--port N] [--broadcast] [--deflate shared|dedicated] [--redis URL] [--inline] [--threads N]
 //
 // Prints "listening on ws://127.0.0.1:PORT" once it accepts connections. Stops on SIGINT/SIGTERM.
 'use strict';
@@ -28,8 +28,10 @@ for (let i = 0; i < argv.length; i++) {
     engine.redisUrl = argv[++i];
   } else if (argv[i] === '--threads' && i + 1 < argv.length) {
     engine.threads = Number(argv[++i]);
+  } else if (argv[i] === '--inline') {
+    engine.loopThread = false; // host-driven: the JS thread's polls run the engine
   } else {
-    console.error('usage: echo_server.js [--port N] [--broadcast] [--deflate shared|dedicated] [--redis URL] [--threads N]');
+    console.error('usage: echo_server.js [--port N] [--broadcast] [--deflate shared|dedicated] [--redis URL] [--inline] [--threads N]');
     process.exit(2);
   }
 }

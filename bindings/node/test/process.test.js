@@ -80,6 +80,19 @@ test('examples/echo_server.js: prints the C echo_server line, echoes, --broadcas
   for (const w of clients) w.close();
   assert.equal(await stopExample(bc.child), 0);
 
+  // --inline (host-driven, loopThread false): the JS thread's polls run the engine; it stops
+  // cleanly too (the event fd is left readable after the stop).
+  const inline = await spawnExample('echo_server.js', ['--inline']);
+  const ic = new WebSocket(`ws://127.0.0.1:${inline.port}/`);
+  await new Promise((r) => ic.on('open', r));
+  const echoed = [];
+  ic.on('message', (d) => echoed.push(d.toString()));
+  for (let i = 0; i < 50; i++) ic.send(`m${i}`);
+  await withTimeout(new Promise((r) => { const t = setInterval(() => { if (echoed.length === 50) { clearInterval(t); r(); } }, 10); }), 5000, 'inline echo');
+  assert.deepEqual(echoed, Array.from({ length: 50 }, (_, i) => `m${i}`));
+  ic.close();
+  assert.equal(await stopExample(inline.child), 0);
+
   // Same port option and usage errors as the C program.
   const fixed = await spawnExample('echo_server.js', ['--port', String(bc.port)]);
   assert.equal(fixed.port, bc.port);

@@ -22,6 +22,25 @@ async def echo_until_stopped(server: wsembed.Server, log: list) -> None:
             server.send(event.conn, event.data)
 
 
+def test_asyncio_echo_host_driven():
+    """loop_thread=False: the event fd is the engine's epoll descriptor and each apoll runs the
+    engine; the echoes sent between polls are written by the next one."""
+
+    async def main():
+        log: list = []
+        with wsembed.Server(loop_thread=False) as server:
+            consumer = asyncio.create_task(echo_until_stopped(server, log))
+            async with websockets.connect(server.url) as ws:
+                for i in range(100):
+                    await ws.send(f"m{i}")
+                    assert await ws.recv() == f"m{i}"
+            server.stop()
+            await consumer
+        assert sum(isinstance(e, wsembed.Message) for e in log) == 100
+
+    run(main())
+
+
 def test_asyncio_echo_with_websockets_client():
     async def main():
         log: list = []
