@@ -29,7 +29,7 @@ for (let i = 0; i < argv.length; i++) {
   } else if (argv[i] === '--threads' && i + 1 < argv.length) {
     engine.threads = Number(argv[++i]);
   } else if (argv[i] === '--inline') {
-    engine.loopThread = false; // host-driven: the JS thread's polls run the engine
+    engine.loopThread = false; // host-driven: the binding's polls run the engine (libuv's thread pool)
   } else {
     console.error('usage: echo_server.js [--port N] [--broadcast] [--deflate shared|dedicated] [--redis URL] [--inline] [--threads N]');
     process.exit(2);

@@ -80,8 +80,8 @@ test('examples/echo_server.js: prints the C echo_server line, echoes, --broadcas
   for (const w of clients) w.close();
   assert.equal(await stopExample(bc.child), 0);
 
-  // --inline (host-driven, loopThread false): the JS thread's polls run the engine; it stops
-  // cleanly too (the event fd is left readable after the stop).
+  // --inline (host-driven, loopThread false): the binding's thread-pool polls run the engine;
+  // it echoes in order and stops cleanly too.
   const inline = await spawnExample('echo_server.js', ['--inline']);
   const ic = new WebSocket(`ws://127.0.0.1:${inline.port}/`);
   await new Promise((r) => ic.on('open', r));
