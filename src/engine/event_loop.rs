@@ -19,7 +19,7 @@ use super::conns::Conns;
 use super::trim::{self, MemoryTrim};
 use super::connection::{whole_message, Action, CloseCause, Connection, Outputs, Role};
 use crate::error::Error;
-use crate::protocol::encoder::{message_frame, message_frame_compressed, message_header, message_header_len, MessageKind};
+use crate::protocol::encoder::{message_frame, message_frame_compressed, message_header, MessageKind};
 use super::out_queue::{OutQueue, Spares};
 use super::slots::{slot_of, AWAITING_APPROVAL};
 use crate::client::reconnect::Failure;
@@ -46,7 +46,7 @@ impl Outgoing<'_> {
     fn len(&self) -> usize {
         match self {
             Outgoing::Frame(frame) => frame.len(),
-            Outgoing::Message(_, data) => message_header_len(data.len()) + data.len(),
+            Outgoing::Message(kind, data) => message_header(*kind, data.len()).len() + data.len(),
         }
     }
 }
@@ -248,14 +248,10 @@ impl EventLoop {
         // The loop waited and nothing came: a quiet moment (for `MemoryTrim`).
         let quiet = ready.is_empty() && timeout != Some(Duration::ZERO);
         let mut woken = std::mem::take(&mut self.commands_left);
-        let mut accepted_now = false;
         for event in ready.iter() {
             match event.token() {
                 WAKER => woken = true,
-                LISTENER => {
-                    accepted_now = true;
-                    self.accept(now);
-                }
+                LISTENER => self.accept(now),
                 Token(token) => {
                     let slot = token - FIRST_CONN;
                     if event.is_readable() || event.is_read_closed() || event.is_error() {
@@ -277,7 +273,7 @@ impl EventLoop {
         for slot in std::mem::take(&mut self.read_again) {
             self.on_readable(slot, true, now);
         }
-        if self.accept_more && !accepted_now {
+        if self.accept_more {
             self.accept(now);
         }
         if self.next_sweep.is_some_and(|t| now >= t) {
@@ -674,8 +670,7 @@ impl EventLoop {
     fn deliver(&mut self, slot: usize, frame: &Bytes, compressed: &mut [Option<Bytes>; 7], now: Instant) {
         let Some(conn) = self.conns.get(slot).filter(|c| c.machine.is_open()) else { return };
         let cost = conn.out.cost();
-        let full = cost > 0 && cost + frame.len() + super::out_queue::ENTRY_COST > self.shared.max_buffered;
-        if full || self.shared.total_over_limit() {
+        if self.shared.over_cap(cost, frame.len() + super::out_queue::ENTRY_COST) {
             match self.shared.backpressure {
                 BackpressurePolicy::Block => bump(&self.shared.loops[self.index].counters.dropped_deliveries, 1),
                 BackpressurePolicy::Close => {

@@ -448,10 +448,15 @@ impl Shared {
         }
     }
 
-    /// Backpressure `Block`: a send costing `cost` to a connection whose queue and sends on
-    /// their way cost `before` is refused (`WouldBlock`). The first send always goes.
+    /// A send costing `cost` to a connection whose queue and sends on their way cost `before`
+    /// would pass `max_buffered_bytes` or the server-wide cap (the first send always fits).
+    pub fn over_cap(&self, before: usize, cost: usize) -> bool {
+        (before > 0 && before + cost > self.max_buffered) || self.total_over_limit()
+    }
+
+    /// Backpressure `Block`: such a send is refused (`WouldBlock`).
     pub fn refuses_send(&self, before: usize, cost: usize) -> bool {
-        self.backpressure == BackpressurePolicy::Block && ((before > 0 && before + cost > self.max_buffered) || self.total_over_limit())
+        self.backpressure == BackpressurePolicy::Block && self.over_cap(before, cost)
     }
 
     /// `Stopped` after a stop, `Panic` after the loop thread panicked.

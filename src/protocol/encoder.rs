@@ -63,15 +63,6 @@ pub fn message_header(kind: MessageKind, len: usize) -> FrameHead {
     FrameHead { bytes, len: len8 }
 }
 
-/// Bytes of the header `message_header` makes for a payload of `len`.
-pub fn message_header_len(len: usize) -> usize {
-    match len {
-        0..=125 => 2,
-        126..=0xffff => 4,
-        _ => 10,
-    }
-}
-
 /// An encoded frame header, on the stack.
 pub struct FrameHead {
     bytes: [u8; 10],
@@ -169,7 +160,6 @@ mod tests {
                 let mut expected = Vec::new();
                 FrameHeader { opcode: OpCode::Data(opcode), ..FrameHeader::default() }.format(len as u64, &mut expected).unwrap();
                 assert_eq!(&*message_header(kind, len), &expected[..], "{kind:?} {len}");
-                assert_eq!(message_header_len(len), expected.len());
             }
         }
     }
